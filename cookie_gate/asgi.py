@@ -1,0 +1,54 @@
+"""Minimal ASGI typing and response helpers shared by the middleware and endpoints.
+
+The gateway speaks raw ASGI so it can sit in front of any framework; these aliases
+match Starlette's so apps type-check the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """First value of a request header; `name` must be lower case."""
+    for key, value in scope["headers"]:
+        if key == name or key.lower() == name:
+            return bytes(value)
+    return None
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes = b"",
+    content_type: bytes | None = None,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    head_only: bool = False,
+) -> None:
+    raw: RawHeaders = [(b"content-length", str(len(body)).encode("ascii"))]
+    if content_type is not None:
+        raw.append((b"content-type", content_type))
+    raw.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": b"" if head_only else body})
+
+
+async def respond_json(
+    send: Send, status: int, data: Any, headers: Iterable[tuple[bytes, bytes]] = (), head_only: bool = False
+) -> None:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    extra = [(b"cache-control", b"no-store"), *headers]
+    await respond(send, status, body, b"application/json", extra, head_only)
+
+
+async def respond_error(send: Send, status: int, reason: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    await respond_json(send, status, {"error": reason}, headers)

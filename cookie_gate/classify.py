@@ -1,0 +1,50 @@
+"""Cookie name -> consent category, for every name a request or response carries.
+
+The admin's own patterns win over the built-in catalogue, so a site can re-file any
+well-known cookie. Lookups are cached per name because a site sees the same few
+dozen names on every request.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from cookie_gate.catalog import NameMatcher, builtin_catalog
+from cookie_gate.config import Config
+from cookie_gate.consent import NECESSARY
+
+#: Category of names nobody declared when `unknown_cookies = "block"`; it is never
+#: in any visitor's allowed set, so such cookies are always kept away.
+UNDECLARED = "undeclared"
+
+
+class CookieClassifier:
+    def __init__(self, config: Config, catalog: NameMatcher | None = None, cache_size: int = 8192) -> None:
+        exact: dict[str, str] = {}
+        prefixes: dict[str, str] = {}
+        for category in config.categories:
+            exact.update(dict.fromkeys(category.exact_names, category.name))
+            prefixes.update(dict.fromkeys(category.prefixes, category.name))
+        self._declared = NameMatcher(exact, prefixes)
+        self._catalog = builtin_catalog() if catalog is None else catalog
+        self._known = frozenset(config.category_names)
+        self._own = frozenset({config.cookie_name})
+        self._unknown = NECESSARY if config.unknown_cookies == "allow" else UNDECLARED
+        self.category = functools.lru_cache(maxsize=cache_size)(self._category)
+
+    def _category(self, name: str) -> str:
+        if name in self._own:
+            return NECESSARY
+        declared = self._declared.category(name)
+        if declared is not None:
+            return declared
+        known = self._catalog.category(name)
+        if known is not None and known in self._known:
+            return known
+        return self._unknown
+
+    def is_known(self, name: str) -> bool:
+        """Whether the admin or the catalogue knows `name` (for the cookie inventory)."""
+        return (
+            name in self._own or self._declared.category(name) is not None or self._catalog.category(name) is not None
+        )

@@ -1,0 +1,374 @@
+"""Settings: built once at start-up from keyword arguments, environment and a TOML file.
+
+Precedence, highest first: keyword arguments, environment variables
+(`COOKIE_GATE_SECRET_KEY`, `COOKIE_GATE_STORE`, `COOKIE_GATE_ADMIN_TOKEN`), the TOML
+file, defaults. Every mistake raises `ConfigError` naming the key, at start-up, so a
+typo never turns into a gateway that silently lets trackers through.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from cookie_gate.consent import NECESSARY
+
+Mode = Literal["opt-in", "opt-out"]
+UnknownCookies = Literal["allow", "block"]
+LOCALES = ("ko", "en")
+MIN_PREFIX_LENGTH = 3
+MIN_SECRET_LENGTH = 16
+DEFAULT_STORE = "sqlite:///cookie_gate.sqlite3"
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_POLICY_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; `key` is the dotted path of the offending setting."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"cookie_gate config: {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Category:
+    """A consent purpose, its texts per locale and the cookie-name patterns it owns.
+
+    A pattern is an exact cookie name or a prefix ending in `*` (`_ga_*`).
+    """
+
+    name: str
+    label: Mapping[str, str]
+    description: Mapping[str, str]
+    cookies: tuple[str, ...] = ()
+    retention: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def exact_names(self) -> tuple[str, ...]:
+        return tuple(p for p in self.cookies if not p.endswith("*"))
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return tuple(p[:-1] for p in self.cookies if p.endswith("*"))
+
+
+DEFAULT_CATEGORIES: tuple[Category, ...] = (
+    Category(
+        NECESSARY,
+        label={"en": "Strictly necessary", "ko": "필수"},
+        description={
+            "en": "Needed for the site to work: security, sign-in, load balancing and remembering this choice. "
+            "They cannot be switched off.",
+            "ko": "사이트가 작동하는 데 꼭 필요한 쿠키입니다. 보안, 로그인, 부하 분산과 이 선택을 기억하는 데 "
+            "쓰이며 끌 수 없습니다.",
+        },
+    ),
+    Category(
+        "preferences",
+        label={"en": "Preferences", "ko": "기능"},
+        description={
+            "en": "Remember your settings, such as language or region. Refusing means choosing them again.",
+            "ko": "언어나 지역 같은 설정을 기억합니다. 거부하면 방문할 때마다 다시 선택해야 합니다.",
+        },
+    ),
+    Category(
+        "analytics",
+        label={"en": "Analytics", "ko": "분석"},
+        description={
+            "en": "Count how often people visit and which pages they use, in aggregate. "
+            "Refusing changes nothing you can see.",
+            "ko": "방문 빈도와 이용 페이지를 통계로만 집계합니다. 거부해도 이용에는 차이가 없습니다.",
+        },
+    ),
+    Category(
+        "marketing",
+        label={"en": "Marketing", "ko": "마케팅"},
+        description={
+            "en": "Let advertising partners show relevant ads and measure campaigns. "
+            "Refusing means ads are not based on your visits.",
+            "ko": "광고 파트너가 관심사에 맞는 광고를 보여주고 효과를 측정합니다. "
+            "거부하면 방문 기록에 따른 맞춤 광고가 표시되지 않습니다.",
+        },
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings. Build it with `load_config`; fields are final."""
+
+    secret_keys: tuple[str, ...]
+    categories: tuple[Category, ...] = DEFAULT_CATEGORIES
+    mode: Mode = "opt-in"
+    policy_version: str = "1"
+    consent_lifetime_days: int = 180
+    cookie_name: str = "cookie_gate"
+    cookie_domain: str | None = None
+    mount_path: str = "/_cookie_gate"
+    unknown_cookies: UnknownCookies = "allow"
+    allowed_origins: tuple[str, ...] = ()
+    store: str = DEFAULT_STORE
+    admin_token: str | None = None
+    privacy_policy_url: str | None = None
+    inject_banner: bool = True
+    max_body_bytes: int = 16 * 1024
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+    @property
+    def optional_categories(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories if c.name != NECESSARY)
+
+    @property
+    def consent_lifetime_seconds(self) -> int:
+        return self.consent_lifetime_days * 86400
+
+
+_SIMPLE_KEYS = {
+    "secret_key",
+    "mode",
+    "policy_version",
+    "consent_lifetime_days",
+    "cookie_name",
+    "cookie_domain",
+    "mount_path",
+    "unknown_cookies",
+    "allowed_origins",
+    "store",
+    "admin_token",
+    "privacy_policy_url",
+    "inject_banner",
+    "max_body_bytes",
+    "categories",
+}
+_ENVIRONMENT = {
+    "secret_key": "COOKIE_GATE_SECRET_KEY",
+    "store": "COOKIE_GATE_STORE",
+    "admin_token": "COOKIE_GATE_ADMIN_TOKEN",
+}
+
+
+def load_config(
+    config: str | os.PathLike[str] | Config | Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Merge file, environment and keyword settings, then validate them all.
+
+    `config` may be a TOML path, a mapping of the same shape, or a `Config`. Keyword
+    arguments whose value is `None` count as "not given".
+    """
+    environ = os.environ if environ is None else environ
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(config, Config):
+        base = config
+        if "secret_key" in given:
+            given["secret_keys"] = _secret_keys(given.pop("secret_key"))
+        _reject_unknown(given, set(_SIMPLE_KEYS) | {"secret_keys"})
+        try:
+            return _validate(replace(base, **given))
+        except TypeError as error:
+            raise ConfigError("config", str(error)) from None
+    settings: dict[str, Any] = {}
+    if config is not None:
+        settings.update(_read_file(config) if not isinstance(config, Mapping) else dict(config))
+        _reject_unknown(settings, _SIMPLE_KEYS)
+    for key, variable in _ENVIRONMENT.items():
+        if environ.get(variable):
+            settings[key] = environ[variable]
+    _reject_unknown(given, _SIMPLE_KEYS)
+    settings.update(given)
+    return _from_settings(settings)
+
+
+def _read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("config", f"file {str(file)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("config", f"{str(file)!r} is not valid TOML: {error}") from None
+    table = data.get("cookie_gate", data)
+    if not isinstance(table, dict):
+        raise ConfigError("cookie_gate", "must be a table")
+    return table
+
+
+def _reject_unknown(settings: Mapping[str, Any], known: set[str]) -> None:
+    for key in settings:
+        if key not in known:
+            raise ConfigError(key, f"unknown setting (known: {', '.join(sorted(known))})")
+
+
+def _from_settings(settings: Mapping[str, Any]) -> Config:
+    if "secret_key" not in settings:
+        raise ConfigError(
+            "secret_key",
+            "missing: pass secret_key=... or set COOKIE_GATE_SECRET_KEY (comma-separated to rotate, newest first)",
+        )
+    values: dict[str, Any] = {"secret_keys": _secret_keys(settings["secret_key"])}
+    for key in _SIMPLE_KEYS - {"secret_key", "categories", "allowed_origins"}:
+        if key in settings:
+            values[key] = settings[key]
+    if "allowed_origins" in settings:
+        values["allowed_origins"] = tuple(_string_list("allowed_origins", settings["allowed_origins"]))
+    if "categories" in settings:
+        values["categories"] = _categories(settings["categories"])
+    return _validate(Config(**values))
+
+
+def _secret_keys(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        keys = [k.strip() for k in value.split(",")] if "," in value else [value]
+    elif isinstance(value, Sequence):
+        keys = list(value)
+    else:
+        raise ConfigError("secret_key", "must be a string or a list of strings")
+    if not keys:
+        raise ConfigError("secret_key", "is empty")
+    for index, key in enumerate(keys):
+        if not isinstance(key, str):
+            raise ConfigError(f"secret_key[{index}]", "must be a string")
+        if len(key) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"secret_key[{index}]", f"is shorter than {MIN_SECRET_LENGTH} characters")
+    return tuple(keys)
+
+
+def _string_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, "must be a list of strings")
+    return list(value)
+
+
+def _texts(key: str, value: Any, default: Mapping[str, str]) -> dict[str, str]:
+    if value is None:
+        return dict(default)
+    if isinstance(value, str):
+        return {locale: value for locale in LOCALES}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(key, "must be a string or a table of locale = text")
+    return {**default, **value}
+
+
+_CATEGORY_KEYS = {"label", "description", "cookies", "retention"}
+
+
+def _categories(value: Any) -> tuple[Category, ...]:
+    """Admins configure categories as a table keyed by name; defaults fill the rest."""
+    if isinstance(value, Sequence) and all(isinstance(c, Category) for c in value):
+        given = {c.name: c for c in value}
+    elif isinstance(value, Mapping):
+        given = {}
+        defaults = {c.name: c for c in DEFAULT_CATEGORIES}
+        for name, spec in value.items():
+            key = f"categories.{name}"
+            if isinstance(spec, Category):
+                given[name] = spec
+                continue
+            if not isinstance(spec, Mapping):
+                raise ConfigError(key, "must be a table with label, description, cookies, retention")
+            for sub in spec:
+                if sub not in _CATEGORY_KEYS:
+                    raise ConfigError(f"{key}.{sub}", f"unknown setting (known: {', '.join(sorted(_CATEGORY_KEYS))})")
+            default = defaults.get(name)
+            if default is None and "label" not in spec:
+                raise ConfigError(f"{key}.label", "a custom category needs a label")
+            given[name] = Category(
+                name=str(name),
+                label=_texts(f"{key}.label", spec.get("label"), default.label if default else {}),
+                description=_texts(
+                    f"{key}.description", spec.get("description"), default.description if default else {}
+                ),
+                cookies=tuple(_string_list(f"{key}.cookies", spec.get("cookies", []))),
+                retention=_texts(f"{key}.retention", spec.get("retention"), {}),
+            )
+    else:
+        raise ConfigError("categories", "must be a table of category name = settings")
+    merged = [given.pop(c.name, c) for c in DEFAULT_CATEGORIES]
+    return tuple(merged + list(given.values()))
+
+
+def _validate(config: Config) -> Config:
+    _choice("mode", config.mode, ("opt-in", "opt-out"))
+    _choice("unknown_cookies", config.unknown_cookies, ("allow", "block"))
+    if not isinstance(config.policy_version, str) or not _POLICY_VERSION.match(config.policy_version):
+        raise ConfigError("policy_version", "must be 1-32 characters of letters, digits, '.', '_' or '-'")
+    for key in ("consent_lifetime_days", "max_body_bytes"):
+        number = getattr(config, key)
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise ConfigError(key, "must be a positive whole number")
+    if config.consent_lifetime_days > 400:
+        raise ConfigError("consent_lifetime_days", "browsers cap cookie lifetime at 400 days")
+    if not isinstance(config.cookie_name, str) or not _TOKEN.match(config.cookie_name):
+        raise ConfigError("cookie_name", "must be a non-empty cookie-name token")
+    if config.cookie_domain is not None and (
+        not isinstance(config.cookie_domain, str) or not re.match(r"^\.?[a-z0-9.-]+$", config.cookie_domain)
+    ):
+        raise ConfigError("cookie_domain", "must be a lower-case host name such as 'example.com'")
+    _validate_mount_path(config.mount_path)
+    for index, origin in enumerate(config.allowed_origins):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ConfigError(f"allowed_origins[{index}]", f"{origin!r} is not an origin like 'https://example.com'")
+    scheme = urlsplit(config.store).scheme if isinstance(config.store, str) else ""
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError("store", "must be a URL starting with sqlite:/// or postgresql://")
+    if config.admin_token is not None and (not isinstance(config.admin_token, str) or len(config.admin_token) < 16):
+        raise ConfigError("admin_token", "must be a string of at least 16 characters")
+    if config.privacy_policy_url is not None and not isinstance(config.privacy_policy_url, str):
+        raise ConfigError("privacy_policy_url", "must be a string")
+    if not isinstance(config.inject_banner, bool):
+        raise ConfigError("inject_banner", "must be true or false")
+    _validate_categories(config.categories)
+    return config
+
+
+def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, f"must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}")
+
+
+def _validate_mount_path(path: object) -> None:
+    if not isinstance(path, str) or not path.startswith("/") or path.startswith("//") or "://" in path:
+        raise ConfigError("mount_path", "must be a local path starting with a single '/', like '/_cookie_gate'")
+    if path == "/" or path.endswith("/") or not re.match(r"^(/[A-Za-z0-9._~-]+)+$", path):
+        raise ConfigError("mount_path", "must be a path of plain segments without a trailing '/'")
+
+
+def _validate_categories(categories: tuple[Category, ...]) -> None:
+    owners: dict[str, str] = {}
+    for category in categories:
+        key = f"categories.{category.name}"
+        if not _CATEGORY_NAME.match(category.name):
+            raise ConfigError(key, "a category name is 1-32 lower-case letters, digits, '_' or '-'")
+        for locale in LOCALES:
+            if not category.label.get(locale):
+                raise ConfigError(f"{key}.label.{locale}", "is missing")
+        for index, pattern in enumerate(category.cookies):
+            where = f"{key}.cookies[{index}]"
+            stem = pattern[:-1] if pattern.endswith("*") else pattern
+            if not stem or not _TOKEN.match(stem) or "*" in stem:
+                raise ConfigError(where, f"{pattern!r} is not a cookie name or a prefix ending in '*'")
+            if pattern.endswith("*") and len(stem) < MIN_PREFIX_LENGTH:
+                raise ConfigError(
+                    where, f"prefix {pattern!r} is too short to be safe: use at least {MIN_PREFIX_LENGTH} characters"
+                )
+            if pattern in owners and owners[pattern] != category.name:
+                raise ConfigError(where, f"{pattern!r} is already listed under categories.{owners[pattern]}")
+            owners[pattern] = category.name

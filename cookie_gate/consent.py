@@ -1,0 +1,127 @@
+"""The visitor's decision: the value the app sees, and its signed cookie form.
+
+The cookie payload is deliberately tiny and versioned:
+``1:<accepted categories joined by +>:<policy version>:<decided at, base 36>:<consent id>``
+signed with HMAC-SHA256 through itsdangerous. Everything that is wrong with a cookie
+(bad signature, unknown format, another policy version) decodes to ``None``, which the
+gateway treats as "undecided": a broken cookie must never break a page. Expiry is not
+part of the cached decode, so it is checked on every read by the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, Signer
+
+NECESSARY = "necessary"
+_FORMAT = "1"
+_SEP = ":"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a valid consent cookie says. `accepted` always contains `necessary`."""
+
+    accepted: frozenset[str]
+    policy_version: str
+    decided_at: int
+    consent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """The decision as the app sees it in ``request.state.consent``.
+
+    `categories` is what is allowed right now: for an undecided visitor in opt-out
+    mode that is everything but what Global Privacy Control refuses. Instances are
+    shared between requests of the same visitor, hence frozen.
+    """
+
+    categories: frozenset[str]
+    decided: bool
+    gpc: bool = False
+    policy_version: str | None = None
+    decided_at: int | None = None
+    expires_at: int | None = None
+    consent_id: str | None = None
+
+    def allows(self, category: str) -> bool:
+        """Whether cookies of `category` may be set and read now."""
+        return category in self.categories
+
+
+def new_consent_id() -> str:
+    """A random id that links a visitor's decisions in the log, and nothing else."""
+    return secrets.token_urlsafe(12)
+
+
+class ConsentCodec:
+    """Signs and verifies consent cookies; verification is cached per cookie value.
+
+    `secret_keys` lists the newest key first (it signs); all of them verify, so keys
+    can be rotated without asking every visitor again.
+    """
+
+    def __init__(
+        self,
+        secret_keys: Sequence[str],
+        *,
+        policy_version: str,
+        categories: Iterable[str],
+        cache_size: int = 4096,
+    ) -> None:
+        self._signer = Signer(
+            list(reversed(secret_keys)),
+            salt="cookie_gate.consent",
+            key_derivation="hmac",
+            digest_method=hashlib.sha256,
+        )
+        self._policy_version = policy_version
+        self._known = frozenset(categories) | {NECESSARY}
+        self.decode = functools.lru_cache(maxsize=cache_size)(self._decode)
+
+    def encode(self, decision: Decision) -> str:
+        accepted = "+".join(sorted(decision.accepted - {NECESSARY}))
+        payload = _SEP.join(
+            (_FORMAT, accepted, decision.policy_version, _base36(decision.decided_at), decision.consent_id)
+        )
+        return self._signer.sign(payload.encode("ascii")).decode("ascii")
+
+    def _decode(self, value: str) -> Decision | None:
+        try:
+            payload = self._signer.unsign(value.encode("latin-1")).decode("ascii")
+        except (BadSignature, UnicodeError):
+            return None
+        parts = payload.split(_SEP)
+        if len(parts) != 5 or parts[0] != _FORMAT:
+            return None
+        _, accepted, policy_version, decided_at, consent_id = parts
+        if policy_version != self._policy_version or not consent_id:
+            return None
+        try:
+            decided = int(decided_at, 36)
+        except ValueError:
+            return None
+        names = frozenset(accepted.split("+")) if accepted else frozenset()
+        return Decision(
+            accepted=(names & self._known) | {NECESSARY},
+            policy_version=policy_version,
+            decided_at=decided,
+            consent_id=consent_id,
+        )
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    if number <= 0:
+        return "0"
+    out = []
+    while number:
+        number, rest = divmod(number, 36)
+        out.append(digits[rest])
+    return "".join(reversed(out))

@@ -1,0 +1,147 @@
+"""Byte-level Cookie / Set-Cookie handling.
+
+Everything here works on the raw header bytes the ASGI server hands over, because
+`http.cookies.SimpleCookie` silently drops real-world cookies (JSON values, stray
+commas, tabs) and because re-serialising a parsed cookie changes its bytes. A cookie
+header is a list of `;`-separated segments; we only ever look at the name before the
+first `=` and keep or drop whole segments unchanged.
+
+Names are decoded as latin-1: it maps every byte to one code point, so non-UTF-8 bytes
+round-trip exactly and can never raise.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Iterable
+
+_WHITESPACE = b" \t"
+_EXPIRED = b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/"
+
+
+def cookie_segments(header: bytes) -> list[tuple[str, bytes]]:
+    """Split a `Cookie` header into (name, raw segment) pairs.
+
+    A segment without `=` is a nameless cookie (RFC 6265bis), so its name is "".
+    Empty segments (`a=1;;b=2`) are dropped, as browsers never send them.
+    """
+    pairs: list[tuple[str, bytes]] = []
+    for segment in header.split(b";"):
+        name, eq, _ = segment.partition(b"=")
+        if not eq:
+            if not segment.strip(_WHITESPACE):
+                continue
+            name = b""
+        pairs.append((name.strip(_WHITESPACE).decode("latin-1"), segment))
+    return pairs
+
+
+def cookie_value(segment: bytes) -> str:
+    """The value of one Cookie segment, whitespace and one pair of quotes removed."""
+    value = segment.partition(b"=")[2].strip(_WHITESPACE)
+    if len(value) >= 2 and value[:1] == b'"' and value[-1:] == b'"':
+        value = value[1:-1]
+    return value.decode("latin-1")
+
+
+def join_segments(segments: Iterable[bytes]) -> bytes:
+    """Re-join kept segments; each keeps its own bytes, only the outer space goes."""
+    return b";".join(segments).lstrip(_WHITESPACE)
+
+
+def set_cookie_name(header_value: bytes) -> str:
+    """The name a browser stores for a `Set-Cookie` value.
+
+    The name is what precedes the first `=` of the part before the first `;`. There is
+    no splitting on commas: `Expires=Wed, 21 Oct 2015 ...` contains one, and ASGI
+    never folds two Set-Cookie headers into one value. No `=` means a nameless cookie.
+    """
+    pair = header_value.partition(b";")[0]
+    name, eq, _ = pair.partition(b"=")
+    if not eq:
+        return ""
+    return name.strip(_WHITESPACE).decode("latin-1")
+
+
+def is_deletion(header_value: bytes) -> bool:
+    """True when a `Set-Cookie` only removes a cookie (`Max-Age` <= 0).
+
+    An app that deletes a tracker the visitor refused is doing the right thing, so
+    such headers pass even for refused categories.
+    """
+    for attribute in header_value.split(b";")[1:]:
+        key, _, value = attribute.partition(b"=")
+        if key.strip(_WHITESPACE).lower() == b"max-age":
+            text = value.strip(_WHITESPACE)
+            try:
+                return int(text) <= 0
+            except ValueError:
+                return False
+    return False
+
+
+def request_host(raw_host: bytes) -> str:
+    """Lower-cased host name from a `Host` header value, port and brackets removed."""
+    host = raw_host.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+class DomainVariants:
+    """Every `Domain` under which a cookie visible to a host may have been stored.
+
+    A cookie can only be deleted with the Domain (and Path) it was set with, and the
+    `Cookie` header does not say which. Browsers refuse a Domain that is a public
+    suffix (`.co.kr`), so the walk up the name stops at the registrable domain given
+    by the public suffix list. IP addresses and bare names only have host-only cookies.
+    """
+
+    def __init__(self, registrable_domain: Callable[[str], str | None]) -> None:
+        self._registrable_domain = registrable_domain
+        self.domains = functools.lru_cache(maxsize=1024)(self._domains)
+
+    def _domains(self, host: str) -> tuple[str, ...]:
+        """Domain attribute values to expire under; "" stands for host-only."""
+        if not host or _is_ip(host):
+            return ("",)
+        registrable = self._registrable_domain(host)
+        if registrable is None:
+            return ("",)
+        variants = [""]
+        labels = host.split(".")
+        for start in range(len(labels)):
+            candidate = ".".join(labels[start:])
+            variants.append(candidate)
+            if candidate == registrable:
+                break
+        return tuple(variants)
+
+
+def expiring_set_cookies(name: str, domains: tuple[str, ...], secure: bool) -> list[bytes]:
+    """`Set-Cookie` values that expire `name` under each domain, all with `Path=/`.
+
+    `__Host-` cookies exist only host-only and need `Secure`; `__Secure-` cookies need
+    `Secure` too, or the browser ignores the deletion.
+    """
+    raw_name = name.encode("latin-1")
+    needs_secure = secure or name.startswith(("__Secure-", "__Host-"))
+    tail = _EXPIRED + (b"; Secure" if needs_secure else b"")
+    if name.startswith("__Host-"):
+        domains = ("",)
+    headers = []
+    for domain in domains:
+        domain_attr = b"; Domain=" + domain.encode("latin-1") if domain else b""
+        headers.append(raw_name + b"=" + tail + domain_attr)
+    return headers
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
