@@ -34,22 +34,28 @@ class NameMatcher:
     specific rule such as ``_gac_`` (marketing) can sit under a general one
     such as ``_ga`` without being shadowed.
 
+    Categories are opaque strings here: the built-in catalogue uses the four
+    standard ones, but the same matcher serves a site's own declared
+    categories. (An empty prefix would therefore match every name; that is the
+    caller's choice to make.)
+
     The prefixes are grouped by length so that a lookup costs one dict probe
-    plus one set probe per *distinct* prefix length (a few dozen), however many
-    rules there are; no pattern is scanned.
+    for the exact table plus one per *distinct* prefix length (a few dozen),
+    however many rules there are; no pattern is scanned. There is no cache
+    here: the caller keeps an LRU keyed on the name.
     """
 
-    __slots__ = ("_by_length", "_exact", "_prefixes")
+    __slots__ = ("_by_length", "_exact", "_prefix_count")
 
     def __init__(self, exact: Mapping[str, str], prefixes: Mapping[str, str]) -> None:
         self._exact: dict[str, str] = dict(exact)
-        self._prefixes: dict[str, str] = dict(prefixes)
-        lengths: dict[int, set[str]] = {}
-        for prefix in self._prefixes:
-            lengths.setdefault(len(prefix), set()).add(prefix)
+        self._prefix_count = len(prefixes)
+        by_length: dict[int, dict[str, str]] = {}
+        for prefix, category in prefixes.items():
+            by_length.setdefault(len(prefix), {})[prefix] = category
         # Longest first, so the first hit is the most specific rule.
-        self._by_length: tuple[tuple[int, frozenset[str]], ...] = tuple(
-            (length, frozenset(lengths[length])) for length in sorted(lengths, reverse=True)
+        self._by_length: tuple[tuple[int, dict[str, str]], ...] = tuple(
+            (length, by_length[length]) for length in sorted(by_length, reverse=True)
         )
 
     def category(self, name: str) -> str | None:
@@ -60,13 +66,13 @@ class NameMatcher:
         size = len(name)
         for length, group in self._by_length:
             if length <= size:
-                head = name[:length]
-                if head in group:
-                    return self._prefixes[head]
+                found = group.get(name[:length])
+                if found is not None:
+                    return found
         return None
 
     def __repr__(self) -> str:
-        return f"NameMatcher({len(self._exact)} exact, {len(self._prefixes)} prefixes)"
+        return f"NameMatcher({len(self._exact)} exact, {self._prefix_count} prefixes)"
 
 
 def _decode(table: object, codes: Mapping[str, str], what: str) -> dict[str, str]:

@@ -45,6 +45,21 @@ ones except where stated):
      ``SRCHUSR``, ``_s`` every ``_shopify_*`` and ``_session_id``), so they become
      an exact name plus a prefix of name + ``"_"`` (just the exact name when it
      already ends in a separator, e.g. ``P_``).
+   * **Tracking vendors' "Functional" rows.** The exemption from consent covers
+     only what the site needs to give the visitor the service they asked for;
+     cookies a third party uses to run its advertising or analytics are not
+     exempt (Article 29 Working Party, Opinion 04/2012 on Cookie Consent
+     Exemption, sections 3 and 4). So when at least 85% of a platform's OCD rows
+     are Analytics or Marketing and it has no Security or Necessary rows, its
+     few Functional rows are plumbing of that tracking (DoubleClick's
+     ``test_cookie`` checks whether ad cookies can be set; Facebook's ``wd``
+     sizes its widgets) and take the platform's majority tracking category.
+     Platforms with a real service of their own (Hotjar's surveys, YouTube's
+     player, Microsoft's sign-in) stay below the threshold and keep the OCD's
+     word, and so does any cookie that records a consent or opt-out choice
+     (``GA_OPT_OUT`` must survive the refusal it stores). This deliberately
+     departs from the OCD mapping on 14 rows; the tests keep the departure
+     under 1%.
    * Conflicts (the same name with different categories, e.g. ``token``,
      ``chk``, ``dc``, ``euconsent``): majority vote over the rows naming it; a
      tie goes to the *most protective* category (marketing > analytics >
@@ -218,6 +233,27 @@ class Stats:
     pattern_prefixes: dict[str, str] = field(default_factory=dict)
     domain_names: dict[str, str] = field(default_factory=dict)
     name_match_overrides: dict[str, str] = field(default_factory=dict)
+    vendor_rows: dict[str, str] = field(default_factory=dict)
+
+
+TRACKING_VENDOR_SHARE = 0.85
+# A cookie that stores a refusal must survive the refusal, whoever sets it.
+_RECORDS_A_CHOICE = re.compile(r"consent|opt_?out|optout", re.IGNORECASE)
+
+
+def tracking_vendors(rows: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    """Platforms whose OCD rows are overwhelmingly trackers -> their majority tracking category."""
+    by_platform: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for row in rows:
+        by_platform[row["Platform"]][row["Category"]] += 1
+    vendors: dict[str, str] = {}
+    for platform, counts in by_platform.items():
+        tracking = counts["Analytics"] + counts["Marketing"]
+        if counts["Security"] or counts["Necessary"] or not counts["Functional"]:
+            continue
+        if tracking >= TRACKING_VENDOR_SHARE * sum(counts.values()):
+            vendors[platform] = MARKETING if counts["Marketing"] >= counts["Analytics"] else ANALYTICS
+    return vendors
 
 
 def load_ocd(path: Path, stats: Stats) -> tuple[dict[str, str], dict[str, str]]:
@@ -225,27 +261,32 @@ def load_ocd(path: Path, stats: Stats) -> tuple[dict[str, str], dict[str, str]]:
     exact_votes: dict[str, list[str]] = collections.defaultdict(list)
     prefix_votes: dict[str, list[str]] = collections.defaultdict(list)
     with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            stats.rows += 1
-            raw = row[OCD_NAME]
-            category = OCD_CATEGORY[row["Category"]]
-            name = normalise_name(raw)
-            if name is None:
-                stats.skipped.append(raw)
-                continue
-            if name != raw:
-                stats.normalised.append(raw)
-            if not _TOKEN.fullmatch(name):
-                stats.non_token.append(name)
-            if row["Wildcard match"].strip() != "1":
-                exact_votes[name].append(category)
-            elif is_anchored(name):
-                prefix_votes[name].append(category)
-            else:
-                stats.short_prefixes.append(name)
-                exact_votes[name].append(category)
-                if name[-1] not in SEPARATORS:
-                    prefix_votes[name + "_"].append(category)
+        rows = list(csv.DictReader(handle))
+    vendors = tracking_vendors(rows)
+    for row in rows:
+        stats.rows += 1
+        raw = row[OCD_NAME]
+        category = OCD_CATEGORY[row["Category"]]
+        if row["Category"] == "Functional" and row["Platform"] in vendors and not _RECORDS_A_CHOICE.search(raw):
+            category = vendors[row["Platform"]]
+            stats.vendor_rows[raw.strip()] = category
+        name = normalise_name(raw)
+        if name is None:
+            stats.skipped.append(raw)
+            continue
+        if name != raw:
+            stats.normalised.append(raw)
+        if not _TOKEN.fullmatch(name):
+            stats.non_token.append(name)
+        if row["Wildcard match"].strip() != "1":
+            exact_votes[name].append(category)
+        elif is_anchored(name):
+            prefix_votes[name].append(category)
+        else:
+            stats.short_prefixes.append(name)
+            exact_votes[name].append(category)
+            if name[-1] not in SEPARATORS:
+                prefix_votes[name + "_"].append(category)
     for prefix, votes in prefix_votes.items():
         if prefix in exact_votes:  # the pattern also matches the bare name
             exact_votes[prefix].extend(votes)
@@ -346,11 +387,12 @@ def report(stats: Stats, catalog: Mapping[str, object], size: int) -> str:
     lines = [
         f"OCD rows: {stats.rows}; normalised: {stats.normalised!r}; skipped: {stats.skipped!r}",
         f"kept verbatim although not RFC 6265 tokens: {sorted(stats.non_token)!r}",
+        f"tracking vendors' Functional rows re-filed: {dict(sorted(stats.vendor_rows.items()))!r}",
         f"conflicts (majority, tie -> most protective): {dict(sorted(stats.conflicts.items()))!r}",
         f"short wildcards made exact (+ '_' prefix): {sorted(stats.short_prefixes)!r}",
         f"prefixes from CookieBlock patterns: {dict(sorted(stats.pattern_prefixes.items()))!r}",
         f"names from CookieBlock domain lists: {len(stats.domain_names)}",
-        f"CookieBlock name_match overrides that changed a category: {stats.name_match_overrides!r}",
+        f"CookieBlock name_match entries that added or changed a name: {stats.name_match_overrides!r}",
         f"exact: {len(exact)}, prefixes: {len(prefixes)}, size: {size} bytes",
     ]
     return "\n".join(lines)
