@@ -247,7 +247,8 @@ class Endpoints:
             if name == NECESSARY:
                 continue
             if name not in self._optional:
-                raise BadRequest(400, f"unknown category {name!r} (known: {', '.join(self._optional)})")
+                known = ", ".join(self._config.optional_categories)
+                raise BadRequest(400, f"unknown category {name!r} (known: {known})")
             chosen.add(name)
         return frozenset(chosen)
 
@@ -273,7 +274,7 @@ class Endpoints:
 
     def _parse_form(self, body: bytes) -> tuple[frozenset[str], str, str]:
         try:
-            fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+            fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64, errors="strict")
         except (ValueError, UnicodeDecodeError) as error:
             raise BadRequest(400, f"malformed form body: {error}") from None
         values: dict[str, list[str]] = {}

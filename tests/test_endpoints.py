@@ -1,0 +1,290 @@
+"""The consent endpoints under /_cookie_gate, as the contract describes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from tests.conftest import HOST, GateFactory, consent_cookie, set_cookie_names, set_cookies
+
+pytestmark = pytest.mark.anyio
+Clients = Callable[..., httpx.AsyncClient]
+CONSENT = "/_cookie_gate/consent"
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+async def home(request: Request) -> Response:
+    return PlainTextResponse("home")
+
+
+ROUTES = [Route("/", home)]
+
+
+def cookie_attributes(response: httpx.Response, name: str = "cookie_gate") -> list[str]:
+    value = next(v for v in set_cookies(response) if v.startswith(f"{name}="))
+    return value.split("; ")[1:]
+
+
+async def record(client: httpx.AsyncClient, cookie: str | None = None) -> dict[str, object]:
+    headers = {"cookie": cookie} if cookie else {}
+    response = await client.get(CONSENT, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    data = response.json()
+    assert isinstance(data, dict)
+    return data
+
+
+# -- deciding with JSON ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("all", {"necessary": True, "preferences": True, "analytics": True, "marketing": True}),
+        ([], {"necessary": True, "preferences": False, "analytics": False, "marketing": False}),
+        (["analytics"], {"necessary": True, "preferences": False, "analytics": True, "marketing": False}),
+        (["necessary", "marketing"], {"necessary": True, "preferences": False, "analytics": False, "marketing": True}),
+    ],
+)
+async def test_a_json_decision_is_stored_in_the_cookie_and_shown_back(
+    gate: GateFactory, client_for: Clients, accept: list[str] | str, expected: dict[str, bool]
+) -> None:
+    client = client_for(gate(ROUTES))
+    response = await client.post(CONSENT, json={"accept": accept})
+    assert response.status_code == 200
+    assert response.json()["categories"] == expected
+    cookie = next(v for v in set_cookies(response) if v.startswith("cookie_gate=")).partition(";")[0]
+    shown = await record(client, cookie)
+    assert shown["decided"] is True
+    assert shown["categories"] == expected
+    assert shown["policy_version"] == "1"
+    assert shown["consent_id"] == response.json()["consent_id"]
+
+
+async def test_the_consent_cookie_has_safe_attributes(gate: GateFactory, client_for: Clients) -> None:
+    response = await client_for(gate(ROUTES)).post(CONSENT, json={"accept": []})
+    assert cookie_attributes(response) == ["Max-Age=15552000", "Path=/", "HttpOnly", "SameSite=Lax"]
+    secure = await client_for(gate(ROUTES), base_url=f"https://{HOST}").post(CONSENT, json={"accept": []})
+    assert cookie_attributes(secure)[-1] == "Secure"
+    scoped = await client_for(gate(ROUTES, cookie_domain="example.co.kr")).post(CONSENT, json={"accept": []})
+    assert "Domain=example.co.kr" in cookie_attributes(scoped)
+
+
+async def test_the_record_holds_the_history_of_decisions_under_one_id(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    first = await consent_cookie(client, "all")
+    second_response = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": first})
+    second = next(v for v in set_cookies(second_response) if v.startswith("cookie_gate=")).partition(";")[0]
+    shown = await record(client, second)
+    history = shown["history"]
+    assert isinstance(history, list)
+    assert [(h["action"], h["categories"]) for h in history] == [
+        ("accept_all", ["analytics", "marketing", "necessary", "preferences"]),
+        ("custom", ["analytics", "necessary"]),
+    ]
+    assert shown["decided_at"] == history[-1]["decided_at"]
+    assert isinstance(shown["expires_at"], str) and shown["expires_at"] > str(shown["decided_at"])
+
+
+async def test_an_undecided_visitor_sees_an_empty_record(gate: GateFactory, client_for: Clients) -> None:
+    shown = await record(client_for(gate(ROUTES)))
+    assert shown["decided"] is False
+    assert shown["consent_id"] is None and shown["history"] == []
+    assert shown["categories"] == {"necessary": True, "preferences": False, "analytics": False, "marketing": False}
+
+
+async def test_a_decision_expires_the_refused_cookies_the_browser_sent(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    response = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": "_ga=1; _fbp=2; sid=3"})
+    expired = {v.partition("=")[0] for v in set_cookies(response) if "Max-Age=0" in v}
+    assert expired == {"_fbp"}
+
+
+# -- deciding with a plain form (no JavaScript) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "analytics", "marketing"),
+    [
+        ("action=accept_all&next=%2Fshop%3Fpage%3D2", True, True),
+        ("action=reject_all&next=%2Fshop%3Fpage%3D2", False, False),
+        ("action=save&accept=marketing&next=%2Fshop%3Fpage%3D2", False, True),
+        ("action=save&accept=analytics&accept=marketing&next=%2Fshop%3Fpage%3D2", True, True),
+    ],
+)
+async def test_a_form_post_answers_303_back_to_the_page(
+    gate: GateFactory, client_for: Clients, body: str, analytics: bool, marketing: bool
+) -> None:
+    client = client_for(gate(ROUTES))
+    response = await client.post(CONSENT, content=body, headers=FORM)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/shop?page=2"
+    cookie = next(v for v in set_cookies(response) if v.startswith("cookie_gate=")).partition(";")[0]
+    categories = (await record(client, cookie))["categories"]
+    assert isinstance(categories, dict)
+    assert (categories["analytics"], categories["marketing"]) == (analytics, marketing)
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:x", "x"])
+async def test_a_form_never_redirects_off_site(gate: GateFactory, client_for: Clients, target: str) -> None:
+    response = await client_for(gate(ROUTES)).post(CONSENT, data={"action": "accept_all", "next": target}, headers=FORM)
+    assert response.status_code == 400
+    assert "local path" in response.json()["error"]
+    assert set_cookies(response) == []
+
+
+# -- refusing what is not the visitor's own decision ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"origin": f"https://{HOST}"},  # wrong scheme: the site is served over http here
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+        {"origin": "https://evil.example", "sec-fetch-site": "same-origin"},
+    ],
+)
+async def test_cross_site_writes_are_refused_and_change_nothing(
+    gate: GateFactory, client_for: Clients, headers: dict[str, str]
+) -> None:
+    client = client_for(gate(ROUTES))
+    for method in ("POST", "DELETE"):
+        response = await client.request(method, CONSENT, json={"accept": "all"}, headers=headers)
+        assert response.status_code == 403, method
+        assert set_cookies(response) == []
+        assert "refused" in response.json()["error"]
+    assert (await record(client))["history"] == []
+
+
+async def test_same_origin_and_configured_origins_are_allowed(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES, allowed_origins=["https://shop.example.co.kr"]))
+    for headers in (
+        {"origin": f"http://{HOST}", "sec-fetch-site": "same-origin"},
+        {"origin": "https://shop.example.co.kr", "sec-fetch-site": "same-site"},
+        {"sec-fetch-site": "same-origin"},
+        {},
+    ):
+        response = await client.post(CONSENT, json={"accept": []}, headers=headers)
+        assert response.status_code == 200, headers
+
+
+# -- malformed input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "reason"),
+    [
+        (b"{not json", "application/json", 400, "not valid JSON"),
+        (b"[1, 2]", "application/json", 400, "JSON object"),
+        (b"{}", "application/json", 400, 'missing "accept"'),
+        (b'{"accept": "some"}', "application/json", 400, '"accept" must be'),
+        (b'{"accept": ["fun"]}', "application/json", 400, "unknown category 'fun'"),
+        (b'{"accept": [1]}', "application/json", 400, "strings"),
+        (b'{"accept": [], "extra": 1}', "application/json", 400, "unknown field"),
+        (b"\xff\xfe", "application/json", 400, "not valid JSON"),
+        (b"action=maybe", "application/x-www-form-urlencoded", 400, "action must be one of"),
+        (b"next=%2F", "application/x-www-form-urlencoded", 400, "action must be one of"),
+        (b"action=save&accept=fun", "application/x-www-form-urlencoded", 400, "unknown category"),
+        (b"action=save&accept=%ff", "application/x-www-form-urlencoded", 400, "malformed form"),
+        (b"a=1", "text/plain", 415, "application/json"),
+        (b"a=1", "multipart/form-data; boundary=x", 415, "application/json"),
+    ],
+)
+async def test_malformed_decisions_get_a_reason_and_change_nothing(
+    gate: GateFactory, client_for: Clients, content: bytes, content_type: str, status: int, reason: str
+) -> None:
+    client = client_for(gate(ROUTES))
+    response = await client.post(CONSENT, content=content, headers={"content-type": content_type})
+    assert response.status_code == status
+    assert reason in response.json()["error"]
+    assert set_cookies(response) == []
+
+
+async def test_oversized_bodies_are_refused(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES, max_body_bytes=1024))
+    big = b'{"accept": [' + b'"analytics",' * 200 + b'"analytics"]}'
+    response = await client.post(CONSENT, content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+    async def chunks() -> object:
+        for _ in range(10):
+            yield b" " * 200
+
+    streamed = await client.post(
+        CONSENT,
+        content=chunks(),  # type: ignore[arg-type]
+        headers={"content-type": "application/json"},
+    )
+    assert streamed.status_code == 413
+
+
+async def test_unsupported_methods_and_paths(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    response = await client.put(CONSENT, json={})
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST, DELETE"
+    assert (await client.get("/_cookie_gate/nothing")).status_code == 404
+    assert (await client.get("/_cookie_gate/admin")).status_code == 404
+    assert (await client.get("/_cookie_gateway")).text == "Not Found"  # not ours: the app answers
+
+
+async def test_a_broken_store_answers_503_and_sets_nothing(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES, store="sqlite:////nonexistent-dir/cookie_gate.sqlite3"))
+    response = await client.post(CONSENT, json={"accept": "all"})
+    assert response.status_code == 503
+    assert "nothing was changed" in response.json()["error"]
+    assert set_cookies(response) == []
+
+
+# -- withdrawing ---------------------------------------------------------------------------------
+
+
+async def test_withdrawal_clears_the_choice_and_expires_every_non_necessary_cookie(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate(ROUTES))
+    cookie = await consent_cookie(client, "all")
+    response = await client.delete(CONSENT, headers={"cookie": f"{cookie}; _ga=1; _fbp=2; JSESSIONID=3"})
+    assert response.status_code == 200
+    assert response.json()["decided"] is False
+    assert cookie_attributes(response)[:2] == ["Max-Age=0", "Expires=Thu, 01 Jan 1970 00:00:00 GMT"]
+    expired = {v.partition("=")[0] for v in set_cookies(response) if "Max-Age=0" in v}
+    assert expired == {"cookie_gate", "_ga", "_fbp"}
+    history = await record(client, cookie)
+    assert history["decided"] is True  # the old cookie still verifies; the log shows the withdrawal
+    assert [h["action"] for h in history["history"]] == ["accept_all", "withdraw"]  # type: ignore[union-attr]
+
+
+async def test_a_form_can_withdraw_without_javascript(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    cookie = await consent_cookie(client, "all")
+    response = await client.post(
+        CONSENT, content="action=withdraw&next=%2Fprivacy", headers={**FORM, "cookie": f"{cookie}; _ga=1"}
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/privacy"
+    assert set(set_cookie_names(response)) == {"cookie_gate", "_ga"}
+
+
+# -- static assets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "media"), [("banner.js", "text/javascript"), ("banner.css", "text/css")])
+async def test_banner_assets_are_cacheable(gate: GateFactory, client_for: Clients, name: str, media: str) -> None:
+    client = client_for(gate(ROUTES))
+    response = await client.get(f"/_cookie_gate/{name}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(media)
+    assert "max-age" in response.headers["cache-control"]
+    assert len(response.content) > 100
+    again = await client.get(f"/_cookie_gate/{name}", headers={"if-none-match": response.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    head = await client.head(f"/_cookie_gate/{name}")
+    assert head.content == b"" and head.headers["content-length"] == str(len(response.content))

@@ -1,0 +1,137 @@
+"""The consent log, on the embedded SQLite store and on a real PostgreSQL server.
+
+PostgreSQL tests never mock the server. Without one they skip on a laptop, but in
+CI (the `CI` environment variable is set) a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from cookie_gate.store import DecisionRecord, Store, StoreError, open_store
+from cookie_gate.store.sqlite import SQLiteStore, sqlite_path
+from tests.conftest import GateFactory, consent_cookie
+
+POSTGRES_URL = os.environ.get("COOKIE_GATE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+
+
+def record(consent_id: str, at: int, action: str = "accept_all") -> DecisionRecord:
+    return DecisionRecord(consent_id, at, action, ("analytics", "necessary"), "1", gpc=at % 2 == 0)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A private schema on the real server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs PostgreSQL at {POSTGRES_URL}: {error}")
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} (set COOKIE_GATE_TEST_POSTGRES): {error}")
+    schema = f"cookie_gate_test_{secrets.token_hex(4)}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        opened: Store = open_store(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    else:
+        opened = open_store(request.getfixturevalue("postgres_url"))
+    yield opened
+    opened.close()
+
+
+def test_decisions_come_back_in_order_for_their_id_only(store: Store) -> None:
+    store.log_decision(record("visitor-a", 200, "custom"))
+    store.log_decision(record("visitor-b", 150))
+    store.log_decision(record("visitor-a", 100))
+    store.log_decision(record("visitor-a", 300, "withdraw"))
+    assert [(r.decided_at, r.action) for r in store.decisions("visitor-a")] == [
+        (100, "accept_all"),
+        (200, "custom"),
+        (300, "withdraw"),
+    ]
+    assert store.decisions("visitor-a")[0] == record("visitor-a", 100)
+    assert store.decisions("nobody") == []
+
+
+def test_concurrent_writers_lose_nothing(store: Store) -> None:
+    def write(worker: int) -> None:
+        for n in range(50):
+            store.log_decision(record(f"w{worker}", n))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [len(store.decisions(f"w{w}")) for w in range(4)] == [50, 50, 50, 50]
+
+
+def test_two_sqlite_handles_on_one_file_see_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    first.log_decision(record("x", 1))
+    second.log_decision(record("x", 2))
+    assert len(first.decisions("x")) == 2
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    first.close()
+    second.close()
+
+
+def test_the_log_holds_no_personal_data(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    SQLiteStore(path).log_decision(record("abc", 1))
+    columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(cookie_gate_consent_log)")]
+    assert columns == ["consent_id", "decided_at", "action", "categories", "policy_version", "gpc"]
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("sqlite:///cookie_gate.sqlite3", "cookie_gate.sqlite3"), ("sqlite:////var/lib/cg.sqlite3", "/var/lib/cg.sqlite3")],
+)
+def test_sqlite_urls_are_relative_or_absolute(url: str, path: str) -> None:
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["sqlite://host/file", "sqlite:///", "sqlite:"])
+def test_malformed_sqlite_urls_are_refused(url: str) -> None:
+    with pytest.raises(StoreError, match="sqlite:///"):
+        sqlite_path(url)
+
+
+def test_an_unreachable_postgresql_server_is_a_store_error() -> None:
+    pytest.importorskip("psycopg")
+    unreachable = open_store("postgresql://127.0.0.1:9/none?connect_timeout=1")
+    with pytest.raises(StoreError, match="cannot open PostgreSQL store") as raised:
+        unreachable.log_decision(record("x", 1))
+    assert "127.0.0.1" not in str(raised.value)
+
+
+@pytest.mark.anyio
+async def test_the_gateway_logs_to_postgresql(
+    postgres_url: str, gate: GateFactory, client_for: Callable[..., httpx.AsyncClient]
+) -> None:
+    app = gate([Route("/", lambda request: PlainTextResponse("ok"))], store=postgres_url)
+    client = client_for(app)
+    cookie = await consent_cookie(client, ["analytics"])
+    shown = (await client.get("/_cookie_gate/consent", headers={"cookie": cookie})).json()
+    assert [h["action"] for h in shown["history"]] == ["custom"]
