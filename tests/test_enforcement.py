@@ -264,7 +264,7 @@ async def test_tampered_expired_or_foreign_consent_cookies_mean_undecided(
     raw = {label: f"cookie_gate={value}".encode() for label, value in variants.items()}
     raw["non-utf8"] = b"cookie_gate=\xff\xfe." + signature.encode()
     for label, value in raw.items():
-        body = (await client.get("/echo", headers={"cookie": value})).json()
+        body = (await client.get("/echo", headers=[(b"cookie", value)])).json()
         assert body["decided"] is False, label
     other = client_for(gate(ROUTES, secret_key="another-secret-key-0123456789"))
     assert (await other.get("/echo", headers={"cookie": f"cookie_gate={good}"})).json()["decided"] is False

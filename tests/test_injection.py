@@ -6,7 +6,7 @@ hide whether the gateway held anything back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from html import unescape
 
 import anyio
@@ -32,7 +32,7 @@ def page(request: Request) -> Response:
 
 def html_app(
     headers: Sequence[tuple[bytes, bytes]], chunks: Sequence[bytes], status: int = 200
-) -> Callable[[Scope, Receive, Send], object]:
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
         for index, chunk in enumerate(chunks):
@@ -149,7 +149,7 @@ async def test_an_existing_vary_header_is_extended(gate: GateFactory) -> None:
 
 
 async def test_a_file_response_is_sent_as_bytes_so_it_can_carry_the_banner(
-    gate: GateFactory, tmp_path: anyio.Path
+    gate: GateFactory,
 ) -> None:
     seen: list[object] = []
 

@@ -106,7 +106,10 @@ def test_the_log_holds_no_personal_data(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("url", "path"),
-    [("sqlite:///cookie_gate.sqlite3", "cookie_gate.sqlite3"), ("sqlite:////var/lib/cg.sqlite3", "/var/lib/cg.sqlite3")],
+    [
+        ("sqlite:///cookie_gate.sqlite3", "cookie_gate.sqlite3"),
+        ("sqlite:////var/lib/cg.sqlite3", "/var/lib/cg.sqlite3"),
+    ],
 )
 def test_sqlite_urls_are_relative_or_absolute(url: str, path: str) -> None:
     assert sqlite_path(url) == path
