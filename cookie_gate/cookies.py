@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 _WHITESPACE = b" \t"
 _EXPIRED = b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/"
+_MAX_ATTRIBUTE_VALUE = 1024  # RFC 6265bis: browsers ignore longer attribute values
 
 
 def cookie_segments(header: bytes) -> list[tuple[str, bytes]]:
@@ -68,17 +69,21 @@ def is_deletion(header_value: bytes) -> bool:
     """True when a `Set-Cookie` only removes a cookie (`Max-Age` <= 0).
 
     An app that deletes a tracker the visitor refused is doing the right thing, so
-    such headers pass even for refused categories.
+    such headers pass even for refused categories. The answer must be the browser's:
+    it ignores a `Max-Age` that is not `-`? DIGIT+ (RFC 6265 5.2.2; `int()` also takes
+    `+0` and `0_0`) or is over 1024 bytes (RFC 6265bis), and uses the last valid one
+    (5.3 step 3). Otherwise `tracker=1; Max-Age=+0` or `Max-Age=0; Max-Age=9999`
+    would pass here as a deletion and be stored by the browser.
     """
+    max_age: bytes | None = None
     for attribute in header_value.split(b";")[1:]:
         key, _, value = attribute.partition(b"=")
         if key.strip(_WHITESPACE).lower() == b"max-age":
             text = value.strip(_WHITESPACE)
-            try:
-                return int(text) <= 0
-            except ValueError:
-                return False
-    return False
+            digits = text[1:] if text[:1] == b"-" else text
+            if digits.isdigit() and len(text) <= _MAX_ATTRIBUTE_VALUE:
+                max_age = text
+    return max_age is not None and int(max_age) <= 0
 
 
 def request_host(raw_host: bytes) -> str:
@@ -111,26 +116,33 @@ class DomainVariants:
         registrable = self._registrable_domain(host)
         if registrable is None:
             return ("",)
+        registrable = registrable.lower()
         variants = [""]
         labels = host.split(".")
         for start in range(len(labels)):
             candidate = ".".join(labels[start:])
             variants.append(candidate)
-            if candidate == registrable:
-                break
-        return tuple(variants)
+            if candidate.lower() == registrable:
+                return tuple(variants)
+        # The registrable domain is not a label suffix of the host (a host not passed
+        # through `request_host`, e.g. `Example.COM` or `example.com.`): walking on
+        # would reach the public suffix (`COM`) and beyond, so keep to host-only.
+        return ("",)
 
 
 def expiring_set_cookies(name: str, domains: tuple[str, ...], secure: bool) -> list[bytes]:
     """`Set-Cookie` values that expire `name` under each domain, all with `Path=/`.
 
     `__Host-` cookies exist only host-only and need `Secure`; `__Secure-` cookies need
-    `Secure` too, or the browser ignores the deletion.
+    `Secure` too, or the browser ignores the deletion. Browsers match these prefixes
+    case-insensitively (RFC 6265bis), so `__HOST-x` is treated the same way.
     """
     raw_name = name.encode("latin-1")
-    needs_secure = secure or name.startswith(("__Secure-", "__Host-"))
+    folded = name.lower()
+    host_only = folded.startswith("__host-")
+    needs_secure = secure or host_only or folded.startswith("__secure-")
     tail = _EXPIRED + (b"; Secure" if needs_secure else b"")
-    if name.startswith("__Host-"):
+    if host_only:
         domains = ("",)
     headers = []
     for domain in domains:

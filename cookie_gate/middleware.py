@@ -103,8 +103,20 @@ class CookieGateMiddleware:
         elif kind == "websocket":
             visit = self._enter(scope)
             await self.app(scope, receive, self._websocket_responder(visit, send))
+        elif kind == "lifespan":
+            await self.app(scope, receive, self._lifespan_responder(send))
         else:
             await self.app(scope, receive, send)
+
+    def _lifespan_responder(self, send: Send) -> Send:
+        """Release the store once the app has shut down; lifespan may never come, which is fine."""
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                self.endpoints.store.close()
+            await send(message)
+
+        return send_wrapper
 
     def _enter(self, scope: Scope) -> Visit:
         """Resolve the visit and give the app only the cookies it may see."""

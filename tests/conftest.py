@@ -6,7 +6,7 @@ streaming goes through `run_asgi`, which records every message the app sends.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,20 @@ GateFactory = Callable[..., CookieGateMiddleware]
 
 
 @pytest.fixture
-def gate(store_url: str) -> GateFactory:
+def gate(store_url: str) -> Iterator[GateFactory]:
     """Build `CookieGateMiddleware` around an app (or Starlette routes) with test defaults."""
+    built: list[CookieGateMiddleware] = []
 
     def factory(app: ASGIApp | Sequence[BaseRoute], **options: Any) -> CookieGateMiddleware:
         inner: ASGIApp = Starlette(routes=list(app)) if isinstance(app, Sequence) else app
         options.setdefault("secret_key", SECRET)
         options.setdefault("store", store_url)
-        return CookieGateMiddleware(inner, **options)
+        built.append(CookieGateMiddleware(inner, **options))
+        return built[-1]
 
-    return factory
+    yield factory
+    for middleware in built:
+        middleware.endpoints.store.close()
 
 
 @pytest.fixture

@@ -388,23 +388,28 @@ async def test_websocket_handshake_loses_refused_cookies_and_refused_set_cookies
     assert sent[1] == {"type": "websocket.close", "code": 1000}
 
 
-async def test_lifespan_passes_through_untouched(gate: GateFactory) -> None:
+async def test_lifespan_passes_through_and_shutdown_releases_the_store(gate: GateFactory) -> None:
     events: list[str] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "lifespan"
-        message = await receive()
-        events.append(message["type"])
-        await send({"type": "lifespan.startup.complete"})
+        for _ in range(2):
+            message = await receive()
+            events.append(message["type"])
+            await send({"type": message["type"] + ".complete"})
 
     sent: list[Message] = []
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 
     async def receive() -> Message:
-        return {"type": "lifespan.startup"}
+        return next(incoming)
 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await gate(app)({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
-    assert events == ["lifespan.startup"]
-    assert sent == [{"type": "lifespan.startup.complete"}]
+    gated = gate(app)
+    gated.endpoints.store.decisions("warm-up")  # opens the SQLite connection
+    await gated({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert events == ["lifespan.startup", "lifespan.shutdown"]
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+    assert gated.endpoints.store._connection is None  # type: ignore[attr-defined]
