@@ -43,8 +43,10 @@ class CookieClassifier:
             return known
         return self._unknown
 
-    def is_known(self, name: str) -> bool:
-        """Whether the admin or the catalogue knows `name` (for the cookie inventory)."""
-        return (
-            name in self._own or self._declared.category(name) is not None or self._catalog.category(name) is not None
-        )
+    def source(self, name: str) -> str:
+        """Who filed `name`: "gateway", "site", "catalogue" or "unknown" (for the admin's tools)."""
+        if name in self._own:
+            return "gateway"
+        if self._declared.category(name) is not None:
+            return "site"
+        return "catalogue" if self._catalog.category(name) is not None else "unknown"

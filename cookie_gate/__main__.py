@@ -1,0 +1,5 @@
+import sys
+
+from cookie_gate.cli import main
+
+sys.exit(main())
