@@ -21,6 +21,9 @@ from itsdangerous import BadSignature, Signer
 NECESSARY = "necessary"
 _FORMAT = "1"
 _SEP = ":"
+#: A genuine consent cookie is about 110 bytes; anything much longer is not ours and
+#: is not worth an HMAC (nor a slot in the verification cache).
+MAX_COOKIE_VALUE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,13 @@ class ConsentCodec:
         )
         self._policy_version = policy_version
         self._known = frozenset(categories) | {NECESSARY}
-        self.decode = functools.lru_cache(maxsize=cache_size)(self._decode)
+        self._cached_decode = functools.lru_cache(maxsize=cache_size)(self._decode)
+
+    def decode(self, value: str) -> Decision | None:
+        """The decision a cookie value holds, or None for anything that is not a valid one."""
+        if len(value) > MAX_COOKIE_VALUE:
+            return None
+        return self._cached_decode(value)
 
     def encode(self, decision: Decision) -> str:
         accepted = "+".join(sorted(decision.accepted - {NECESSARY}))

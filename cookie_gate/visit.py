@@ -19,6 +19,9 @@ from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, e
 #: More deletions than this in one response would only bloat it; the rest go on the
 #: next responses, since refused cookies are expired for as long as they come back.
 MAX_EXPIRED_PER_RESPONSE = 32
+#: Longer Cookie headers are analysed without the cache, so a client sending many
+#: huge distinct headers cannot make the cache hold more than a few tens of MB.
+MAX_CACHED_HEADER = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,10 @@ class VisitResolver:
     def resolve(self, cookie_header: bytes | None, gpc: bool, now: float) -> Visit:
         if cookie_header is None:
             return self._no_cookies[gpc]
-        visit = self._cached(cookie_header, gpc)
+        if len(cookie_header) > MAX_CACHED_HEADER:
+            visit = self._resolve(cookie_header, gpc)
+        else:
+            visit = self._cached(cookie_header, gpc)
         if visit.valid_until is not None and now >= visit.valid_until:
             return self._resolve(cookie_header, gpc, expired=True)
         return visit

@@ -156,6 +156,12 @@ async def test_kept_cookie_segments_reach_the_app_byte_for_byte(gate: GateFactor
     assert seen == [b'a="x y";  b=\xff\xfe;big=' + b"v" * 5000 + b";eq=e=f"]
 
 
+async def test_huge_cookie_headers_are_filtered_too(gate: GateFactory, client_for: Clients) -> None:
+    big = "v" * 10_000
+    body = (await client_for(gate(ROUTES)).get("/echo", headers={"cookie": f"{ANALYTICS}=1; big={big}"})).json()
+    assert body["raw"] == f"big={big}"
+
+
 async def test_several_cookie_headers_are_joined_for_the_app(gate: GateFactory) -> None:
     seen: list[list[tuple[bytes, bytes]]] = []
 
