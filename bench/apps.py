@@ -10,8 +10,10 @@ an environment variable, because a server subprocess cannot take Python argument
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final, Literal
 
 from starlette.applications import Starlette
@@ -153,9 +155,13 @@ def _page() -> str:
     n = 0
     while size < 20 * 1024:
         n += 1
-        chunk = prose if n % 4 else "<table class='products'>" + "".join(
-            row.format(n=n * 10 + i, price=39000 + 1000 * i) for i in range(6)
-        ) + "</table>"
+        chunk = (
+            prose
+            if n % 4
+            else "<table class='products'>"
+            + "".join(row.format(n=n * 10 + i, price=39000 + 1000 * i) for i in range(6))
+            + "</table>"
+        )
         body.append(chunk)
         size += len(chunk.encode()) + 1
     page = "\n".join(body + tail)
@@ -231,3 +237,19 @@ def cookie_categories(gate: ASGIApp) -> dict[str, str]:
         return {}
     category: Callable[[str], str] = gate.classifier.category
     return {name: category(name) for name, _, _ in APP_COOKIES}
+
+
+def revision() -> str:
+    """The commit measured (`-dirty` when the work tree differs), since results only mean something per commit."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
