@@ -79,10 +79,11 @@ class BannerRenderer:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._parts = functools.lru_cache(maxsize=64)(self._render_parts)
+        self.snippet = functools.lru_cache(maxsize=1024)(self._snippet)
 
-    def snippet(self, locale: str, url_prefix: str, next_path: str) -> bytes:
+    def _snippet(self, locale: str, url_prefix: str, next_path: str) -> bytes:
         head, tail = self._parts(locale, url_prefix)
-        return head + _ascii(escape(next_path, quote=True)) + tail
+        return b"".join((head, _ascii(escape(next_path, quote=True)), tail))
 
     def _render_parts(self, locale: str, url_prefix: str) -> tuple[bytes, bytes]:
         texts = TEXTS[locale]

@@ -75,6 +75,8 @@ def is_deletion(header_value: bytes) -> bool:
     (5.3 step 3). Otherwise `tracker=1; Max-Age=+0` or `Max-Age=0; Max-Age=9999`
     would pass here as a deletion and be stored by the browser.
     """
+    if b"max-age" not in header_value.lower():
+        return False  # the common case, decided at C speed
     max_age: bytes | None = None
     for attribute in header_value.split(b";")[1:]:
         key, _, value = attribute.partition(b"=")

@@ -8,6 +8,7 @@ back but at most five bytes that might begin a `</body>` split across two chunks
 
 from __future__ import annotations
 
+import functools
 import re
 
 _MARKER = b"</body"
@@ -55,7 +56,8 @@ class Injector:
         index = _last_marker(chunk)
         if index >= 0:
             self._done = True
-            return chunk[:index] + self._snippet + chunk[index:]
+            view = memoryview(chunk)
+            return b"".join((view[:index], self._snippet, view[index:]))
         if not more_body:
             self._done = True
             return chunk + self._snippet
@@ -66,6 +68,7 @@ class Injector:
         return chunk
 
 
+@functools.lru_cache(maxsize=64)
 def is_injectable(content_type: bytes) -> bool:
     """HTML in an ASCII-compatible charset: our markers and snippet are ASCII bytes.
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from publicsuffixlist import PublicSuffixList
 
-from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send, header
+from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
 from cookie_gate.banner import BannerRenderer, preferred_locale
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.config import Config, Mode, UnknownCookies, load_config
@@ -27,6 +27,20 @@ from cookie_gate.inject import Injector, is_injectable, raised_content_length, w
 from cookie_gate.visit import Visit, VisitResolver
 
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
+_SECURE = ("https", "wss")
+# Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
+_COOKIE, _GPC, _HOST, _LANGUAGE = range(4)
+_REQUEST_FIELDS = {b"cookie": _COOKIE, b"sec-gpc": _GPC, b"host": _HOST, b"accept-language": _LANGUAGE}
+_SET_COOKIE, _CONTENT_TYPE, _CONTENT_LENGTH, _CONTENT_ENCODING, _ETAG, _VARY, _CONTENT_DISPOSITION = range(7)
+_RESPONSE_FIELDS = {
+    b"set-cookie": _SET_COOKIE,
+    b"content-type": _CONTENT_TYPE,
+    b"content-length": _CONTENT_LENGTH,
+    b"content-encoding": _CONTENT_ENCODING,
+    b"etag": _ETAG,
+    b"vary": _VARY,
+    b"content-disposition": _CONTENT_DISPOSITION,
+}
 
 
 class CookieGateMiddleware:
@@ -98,11 +112,9 @@ class CookieGateMiddleware:
             if path.startswith(self._mount) and (len(path) == len(self._mount) or path[len(self._mount)] == "/"):
                 await self.endpoints(scope, receive, send, path[len(self._mount) :])
                 return
-            visit = self._enter(scope)
-            await self.app(scope, receive, self._responder(scope, visit, send))
+            await self.app(scope, receive, self._responder(scope, send))
         elif kind == "websocket":
-            visit = self._enter(scope)
-            await self.app(scope, receive, self._websocket_responder(visit, send))
+            await self.app(scope, receive, self._websocket_responder(scope, send))
         elif kind == "lifespan":
             await self.app(scope, receive, self._lifespan_responder(send))
         else:
@@ -118,23 +130,45 @@ class CookieGateMiddleware:
 
         return send_wrapper
 
-    def _enter(self, scope: Scope) -> Visit:
-        """Resolve the visit and give the app only the cookies it may see."""
+    def _enter(self, scope: Scope) -> tuple[Visit, bytes | None, bytes | None]:
+        """Resolve the visit and give the app only the cookies it may see.
+
+        One pass over the request headers picks up everything the response side needs
+        too (Host, Accept-Language), so no header list is scanned twice.
+        """
         cookie: bytes | None = None
-        gpc = False
+        cookie_name: bytes | None = None
+        several = gpc = False
+        host = language = None
         headers = scope["headers"]
-        cookie_headers = 0
         for name, value in headers:
-            size = len(name)
-            if size == 6 and name.lower() == b"cookie":
-                cookie = value if cookie is None else cookie + b"; " + value
-                cookie_headers += 1
-            elif size == 7 and name.lower() == b"sec-gpc":
+            field = _REQUEST_FIELDS.get(name)
+            if field is None:
+                if name.islower():
+                    continue
+                field = _REQUEST_FIELDS.get(name.lower())
+                if field is None:
+                    continue
+            if field == _COOKIE:
+                if cookie is None:
+                    cookie, cookie_name = value, name
+                else:
+                    cookie, several = cookie + b"; " + value, True
+            elif field == _GPC:
                 gpc = value.strip() == b"1"
+            elif field == _HOST:
+                host = value
+            else:
+                language = value
         visit = self.visits.resolve(cookie, gpc, time.time())
-        if visit.refused or cookie_headers > 1:
+        if several:
             # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1.
             rebuilt = [(n, v) for n, v in headers if n.lower() != b"cookie"]
+        elif visit.refused:
+            rebuilt = [(n, v) for n, v in headers if v is not cookie or n is not cookie_name]
+        else:
+            rebuilt = None
+        if rebuilt is not None:
             if visit.app_cookie is not None:
                 rebuilt.append((b"cookie", visit.app_cookie))
             scope["headers"] = rebuilt
@@ -143,9 +177,10 @@ class CookieGateMiddleware:
             scope["state"] = {"consent": visit.consent}
         else:
             state["consent"] = visit.consent
-        return visit
+        return visit, host, language
 
-    def _responder(self, scope: Scope, visit: Visit, send: Send) -> Send:
+    def _responder(self, scope: Scope, send: Send) -> Send:
+        visit, host, language = self._enter(scope)
         injector: Injector | None = None
         may_inject = self._inject and not visit.consent.decided and scope["method"] != "HEAD"
         if may_inject:
@@ -162,90 +197,113 @@ class CookieGateMiddleware:
                 if not more:
                     injector = None
             elif message["type"] == "http.response.start":
-                message, injector = self._start(message, scope, visit, may_inject)
+                message, injector = self._start(message, scope, visit, may_inject, host, language)
             await send(message)
 
         return send_wrapper
 
-    def _start(self, message: Message, scope: Scope, visit: Visit, may_inject: bool) -> tuple[Message, Injector | None]:
-        """Filter the response headers; decide on injection from them alone."""
+    def _start(
+        self,
+        message: Message,
+        scope: Scope,
+        visit: Visit,
+        may_inject: bool,
+        host: bytes | None,
+        language: bytes | None,
+    ) -> tuple[Message, Injector | None]:
+        """Filter the response headers and decide on injection from them alone.
+
+        The first pass only reads; most responses (JSON, assets, a consented visitor)
+        need no change at all and go out as the very message the app sent.
+        """
+        headers = message.get("headers") or ()
         allowed = visit.consent.categories
-        category = self.classifier.category
-        out: RawHeaders = []
+        refused_set_cookie = False
         content_type = encoding = disposition = None
-        length_at = etag_at = vary_at = -1
-        for name, value in message.get("headers", ()):
-            lower = name.lower()
-            if lower == b"set-cookie":
-                if category(set_cookie_name(value)) not in allowed and not is_deletion(value):
+        for name, value in headers:
+            field = _RESPONSE_FIELDS.get(name)
+            if field is None:
+                if name.islower():
                     continue
-            elif lower == b"content-type":
+                field = _RESPONSE_FIELDS.get(name.lower())
+                if field is None:
+                    continue
+            if field == _SET_COOKIE:
+                if not refused_set_cookie and self._refuses(value, allowed):
+                    refused_set_cookie = True
+            elif field == _CONTENT_TYPE:
                 content_type = value
-            elif lower == b"content-length":
-                length_at = len(out)
-            elif lower == b"content-encoding":
+            elif field == _CONTENT_ENCODING:
                 encoding = value
-            elif lower == b"etag":
-                etag_at = len(out)
-            elif lower == b"vary":
-                vary_at = len(out)
-            elif lower == b"content-disposition":
+            elif field == _CONTENT_DISPOSITION:
                 disposition = value
-            out.append((lower, value))
-        if visit.refused:
-            out.extend(self.visits.expiry_headers(visit, _host(scope), scope.get("scheme") in ("https", "wss")))
-        injector = None
-        if (
+        html = (
             message["status"] == 200
             and content_type is not None
             and encoding is None
             and is_injectable(content_type)
             and (disposition is None or not disposition.lower().startswith(b"attachment"))
-        ):
-            # The page differs by consent (banner or not), so shared caches must key on Cookie.
-            if vary_at < 0:
-                out.append((b"vary", b"Cookie"))
-            elif b"cookie" not in out[vary_at][1].lower() and out[vary_at][1].strip() != b"*":
-                out[vary_at] = (b"vary", out[vary_at][1] + b", Cookie")
-            if may_inject:
-                snippet = self._snippet(scope)
-                if length_at >= 0:
-                    raised = raised_content_length(out[length_at][1], len(snippet))
-                    if raised is not None:
-                        out[length_at] = (b"content-length", raised)
-                        injector = Injector(snippet)
+        )
+        if not (html or refused_set_cookie or visit.refused):
+            return message, None
+        snippet = self._snippet(scope, language) if html and may_inject else None
+        out: RawHeaders = []
+        vary_seen = False
+        for name, value in headers:
+            field = _RESPONSE_FIELDS.get(name)
+            if field is None and not name.islower():
+                field = _RESPONSE_FIELDS.get(name.lower())
+            if field == _SET_COOKIE:
+                if refused_set_cookie and self._refuses(value, allowed):
+                    continue
+            elif field == _VARY and html:
+                # The page differs by consent (banner or not), so shared caches must key on Cookie.
+                vary_seen = True
+                if b"cookie" not in value.lower() and value.strip() != b"*":
+                    value = value + b", Cookie"
+            elif snippet is not None and field == _CONTENT_LENGTH:
+                raised = raised_content_length(value, len(snippet))
+                if raised is None:
+                    snippet = None  # an unreadable length: leave the body alone rather than break it
                 else:
-                    injector = Injector(snippet)
-                if injector is not None and etag_at >= 0:
-                    out[etag_at] = (b"etag", weak_etag(out[etag_at][1]))
-        return {**message, "headers": out}, injector
+                    value = raised
+            elif snippet is not None and field == _ETAG:
+                value = weak_etag(value)
+            out.append((name, value))
+        if html and not vary_seen:
+            out.append((b"vary", b"Cookie"))
+        if visit.refused:
+            out.extend(self.visits.expiry_headers(visit, self._host(scope, host), scope.get("scheme") in _SECURE))
+        return {**message, "headers": out}, None if snippet is None else Injector(snippet)
 
-    def _snippet(self, scope: Scope) -> bytes:
+    def _refuses(self, set_cookie: bytes, allowed: frozenset[str]) -> bool:
+        """Whether a Set-Cookie must be dropped; the app deleting a cookie is always let through."""
+        return self.classifier.category(set_cookie_name(set_cookie)) not in allowed and not is_deletion(set_cookie)
+
+    @staticmethod
+    def _host(scope: Scope, raw: bytes | None) -> str:
+        if raw is not None:
+            return request_host(raw)
+        server = scope.get("server")
+        return str(server[0]).lower() if server else ""
+
+    def _snippet(self, scope: Scope, language: bytes | None) -> bytes:
         query = scope.get("query_string", b"")
         next_path = scope["path"] + ("?" + query.decode("latin-1") if query else "")
-        locale = preferred_locale(header(scope, b"accept-language"))
-        return self.banner.snippet(locale, scope.get("root_path", ""), next_path)
+        return self.banner.snippet(preferred_locale(language), scope.get("root_path", ""), next_path)
 
-    def _websocket_responder(self, visit: Visit, send: Send) -> Send:
-        allowed = visit.consent.categories
-        category = self.classifier.category
+    def _websocket_responder(self, scope: Scope, send: Send) -> Send:
+        allowed = self._enter(scope)[0].consent.categories
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "websocket.accept" and message.get("headers"):
                 kept = [
                     (n, v)
                     for n, v in message["headers"]
-                    if n.lower() != b"set-cookie" or category(set_cookie_name(v)) in allowed or is_deletion(v)
+                    if n.lower() != b"set-cookie" or not self._refuses(v, allowed)
                 ]
                 message = {**message, "headers": kept}
             await send(message)
 
         return send_wrapper
 
-
-def _host(scope: Scope) -> str:
-    raw = header(scope, b"host")
-    if raw is not None:
-        return request_host(raw)
-    server = scope.get("server")
-    return str(server[0]).lower() if server else ""

@@ -46,7 +46,7 @@ def body_of(messages: list[Message]) -> bytes:
 
 
 def header_of(message: Message, name: bytes) -> bytes | None:
-    return next((v for n, v in message["headers"] if n == name), None)
+    return next((v for n, v in message["headers"] if n.lower() == name), None)
 
 
 async def test_undecided_visitors_get_the_banner_before_the_closing_body_tag(
