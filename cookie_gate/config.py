@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -122,6 +123,13 @@ class Config:
     privacy_policy_url: str | None = None
     inject_banner: bool = True
     max_body_bytes: int = 16 * 1024
+    statistics: bool = True
+    timezone: str = "UTC"
+    detail_retention_days: int = 90
+    aggregate_retention_months: int = 25
+    daily_visitor_hash: bool = False
+    stats_flush_seconds: float = 2.0
+    stats_queue_size: int = 50_000
 
     @property
     def category_names(self) -> tuple[str, ...]:
@@ -152,6 +160,13 @@ _SIMPLE_KEYS = {
     "inject_banner",
     "max_body_bytes",
     "categories",
+    "statistics",
+    "timezone",
+    "detail_retention_days",
+    "aggregate_retention_months",
+    "daily_visitor_hash",
+    "stats_flush_seconds",
+    "stats_queue_size",
 }
 _ENVIRONMENT = {
     "secret_key": "COOKIE_GATE_SECRET_KEY",
@@ -309,7 +324,13 @@ def _validate(config: Config) -> Config:
     _choice("unknown_cookies", config.unknown_cookies, ("allow", "block"))
     if not isinstance(config.policy_version, str) or not _POLICY_VERSION.match(config.policy_version):
         raise ConfigError("policy_version", "must be 1-32 characters of letters, digits, '.', '_' or '-'")
-    for key in ("consent_lifetime_days", "max_body_bytes"):
+    for key in (
+        "consent_lifetime_days",
+        "max_body_bytes",
+        "detail_retention_days",
+        "aggregate_retention_months",
+        "stats_queue_size",
+    ):
         number = getattr(config, key)
         if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             raise ConfigError(key, "must be a positive whole number")
@@ -333,8 +354,16 @@ def _validate(config: Config) -> Config:
         raise ConfigError("admin_token", "must be a string of at least 16 characters")
     if config.privacy_policy_url is not None and not isinstance(config.privacy_policy_url, str):
         raise ConfigError("privacy_policy_url", "must be a string")
-    if not isinstance(config.inject_banner, bool):
-        raise ConfigError("inject_banner", "must be true or false")
+    for key in ("inject_banner", "statistics", "daily_visitor_hash"):
+        if not isinstance(getattr(config, key), bool):
+            raise ConfigError(key, "must be true or false")
+    flush = config.stats_flush_seconds
+    if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0.05 <= flush <= 300:
+        raise ConfigError("stats_flush_seconds", "must be a number of seconds between 0.05 and 300")
+    try:
+        zoneinfo.ZoneInfo(config.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError("timezone", f"{config.timezone!r} is not an IANA time zone such as 'Asia/Seoul'") from None
     _validate_categories(config.categories)
     return config
 

@@ -22,10 +22,11 @@ import anyio.to_thread
 
 from cookie_gate.asgi import RawHeaders, Receive, Scope, Send, header, respond, respond_error, respond_json
 from cookie_gate.classify import CookieClassifier
-from cookie_gate.config import Config, ConfigError
+from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, new_consent_id
 from cookie_gate.cookies import DomainVariants, expiring_set_cookies, request_host
-from cookie_gate.store import DecisionRecord, Store, StoreError, open_store
+from cookie_gate.store import DecisionRecord, StoreError
+from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
 
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
@@ -47,6 +48,7 @@ class Endpoints:
         classifier: CookieClassifier,
         visits: VisitResolver,
         variants: DomainVariants,
+        store: SQLStore,
     ) -> None:
         self._config = config
         self._codec = codec
@@ -55,10 +57,7 @@ class Endpoints:
         self._variants = variants
         self._optional = frozenset(config.optional_categories)
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
-        try:
-            self.store: Store = open_store(config.store)
-        except StoreError as error:
-            raise ConfigError("store", str(error)) from None
+        self.store = store
         self._static = {name: _load_static(name) for name in _STATIC_TYPES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:

@@ -19,11 +19,12 @@ from publicsuffixlist import PublicSuffixList
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
 from cookie_gate.banner import BannerRenderer, preferred_locale
 from cookie_gate.classify import CookieClassifier
-from cookie_gate.config import Config, Mode, UnknownCookies, load_config
+from cookie_gate.config import Config, ConfigError, Mode, UnknownCookies, load_config
 from cookie_gate.consent import ConsentCodec
 from cookie_gate.cookies import DomainVariants, is_deletion, request_host, set_cookie_name
 from cookie_gate.endpoints import Endpoints
 from cookie_gate.inject import Injector, is_injectable, raised_content_length, weak_etag
+from cookie_gate.store import StoreError, open_store
 from cookie_gate.visit import Visit, VisitResolver
 
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
@@ -71,6 +72,13 @@ class CookieGateMiddleware:
         privacy_policy_url: str | None = None,
         inject_banner: bool | None = None,
         max_body_bytes: int | None = None,
+        statistics: bool | None = None,
+        timezone: str | None = None,
+        detail_retention_days: int | None = None,
+        aggregate_retention_months: int | None = None,
+        daily_visitor_hash: bool | None = None,
+        stats_flush_seconds: float | None = None,
+        stats_queue_size: int | None = None,
     ) -> None:
         self.app = app
         self.config = settings = load_config(
@@ -90,6 +98,13 @@ class CookieGateMiddleware:
             privacy_policy_url=privacy_policy_url,
             inject_banner=inject_banner,
             max_body_bytes=max_body_bytes,
+            statistics=statistics,
+            timezone=timezone,
+            detail_retention_days=detail_retention_days,
+            aggregate_retention_months=aggregate_retention_months,
+            daily_visitor_hash=daily_visitor_hash,
+            stats_flush_seconds=stats_flush_seconds,
+            stats_queue_size=stats_queue_size,
         )
         self.classifier = CookieClassifier(settings)
         codec = ConsentCodec(
@@ -98,7 +113,11 @@ class CookieGateMiddleware:
         variants = DomainVariants(PublicSuffixList().privatesuffix)
         self.visits = VisitResolver(settings, codec, self.classifier, variants)
         self.banner = BannerRenderer(settings)
-        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants)
+        try:
+            self.store = open_store(settings.store)
+        except StoreError as error:
+            raise ConfigError("store", str(error)) from None
+        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store)
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
 
@@ -125,7 +144,7 @@ class CookieGateMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
-                self.endpoints.store.close()
+                self.store.close()
             await send(message)
 
         return send_wrapper

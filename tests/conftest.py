@@ -49,7 +49,7 @@ def gate(store_url: str) -> Iterator[GateFactory]:
 
     yield factory
     for middleware in built:
-        middleware.endpoints.store.close()
+        middleware.store.close()
 
 
 @pytest.fixture

@@ -414,8 +414,8 @@ async def test_lifespan_passes_through_and_shutdown_releases_the_store(gate: Gat
         sent.append(message)
 
     gated = gate(app)
-    gated.endpoints.store.decisions("warm-up")  # opens the SQLite connection
+    gated.store.decisions("warm-up")  # opens the SQLite connection
     await gated({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
     assert events == ["lifespan.startup", "lifespan.shutdown"]
     assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
-    assert gated.endpoints.store._connection is None  # type: ignore[attr-defined]
+    assert gated.store._connection is None

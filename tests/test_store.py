@@ -19,7 +19,8 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from cookie_gate.store import DecisionRecord, Store, StoreError, open_store
+from cookie_gate.store import DecisionRecord, StoreError, open_store
+from cookie_gate.store.sql import SQLStore
 from cookie_gate.store.sqlite import SQLiteStore, sqlite_path
 from tests.conftest import GateFactory, consent_cookie
 
@@ -49,16 +50,16 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     if request.param == "sqlite":
-        opened: Store = open_store(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+        opened: SQLStore = open_store(f"sqlite:///{tmp_path / 'log.sqlite3'}")
     else:
         opened = open_store(request.getfixturevalue("postgres_url"))
     yield opened
     opened.close()
 
 
-def test_decisions_come_back_in_order_for_their_id_only(store: Store) -> None:
+def test_decisions_come_back_in_order_for_their_id_only(store: SQLStore) -> None:
     store.log_decision(record("visitor-a", 200, "custom"))
     store.log_decision(record("visitor-b", 150))
     store.log_decision(record("visitor-a", 100))
@@ -72,7 +73,7 @@ def test_decisions_come_back_in_order_for_their_id_only(store: Store) -> None:
     assert store.decisions("nobody") == []
 
 
-def test_concurrent_writers_lose_nothing(store: Store) -> None:
+def test_concurrent_writers_lose_nothing(store: SQLStore) -> None:
     def write(worker: int) -> None:
         for n in range(50):
             store.log_decision(record(f"w{worker}", n))

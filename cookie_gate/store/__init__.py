@@ -9,8 +9,11 @@ app instances).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from cookie_gate.store.sql import SQLStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,19 +29,11 @@ class DecisionRecord:
     gpc: bool
 
 
-class Store(Protocol):
-    def log_decision(self, record: DecisionRecord) -> None: ...
-
-    def decisions(self, consent_id: str) -> list[DecisionRecord]: ...
-
-    def close(self) -> None: ...
-
-
 class StoreError(RuntimeError):
     """The store could not be reached or written; the message never holds a secret."""
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str) -> SQLStore:
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from cookie_gate.store.sqlite import SQLiteStore

@@ -1,15 +1,17 @@
-"""PostgreSQL store, for many app instances sharing one consent log.
+"""PostgreSQL store, for many app instances sharing one consent log and one set of counters.
 
 Needs the `postgresql` extra (psycopg 3). One connection per store, used under a
-lock from worker threads, reconnected when the server dropped it.
+lock from the writer and worker threads, reconnected when the server dropped it.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from cookie_gate.store import DecisionRecord, StoreError
+from cookie_gate.store import StoreError
+from cookie_gate.store.sql import SQLStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cookie_gate_consent_log (
@@ -22,63 +24,58 @@ CREATE TABLE IF NOT EXISTS cookie_gate_consent_log (
     seq BIGSERIAL
 );
 CREATE INDEX IF NOT EXISTS cookie_gate_consent_log_by_id ON cookie_gate_consent_log (consent_id, decided_at);
+CREATE TABLE IF NOT EXISTS cookie_gate_hourly (
+    hour TEXT NOT NULL, metric TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, metric)
+);
+CREATE TABLE IF NOT EXISTS cookie_gate_daily (
+    day TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (day, kind, value)
+);
+CREATE TABLE IF NOT EXISTS cookie_gate_detail (
+    day TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (day, kind, value)
+);
+CREATE TABLE IF NOT EXISTS cookie_gate_salt (day TEXT PRIMARY KEY, salt BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS cookie_gate_visitor_day (
+    day TEXT NOT NULL, vkey BYTEA NOT NULL, last_minute BIGINT NOT NULL, PRIMARY KEY (day, vkey)
+);
 """
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
+    placeholder = "%s"
+    order_column = "seq"
+
     def __init__(self, url: str) -> None:
+        super().__init__()
         try:
             import psycopg
         except ImportError:
             raise StoreError("a postgresql:// store needs psycopg: pip install 'cookie-gate[postgresql]'") from None
         self._psycopg = psycopg
         self._url = url
-        self._lock = threading.Lock()
-        self._connection: Any = None
+
+    def _connected(self) -> Any:
+        if self._connection is not None and self._connection.closed:
+            self._connection = None
+        return super()._connected()
 
     def _connect(self) -> Any:
-        if self._connection is None or self._connection.closed:
-            try:
-                connection = self._psycopg.connect(self._url, autocommit=True, connect_timeout=10)
-                with connection.transaction():
-                    # Serialise concurrent first starts of several instances.
-                    connection.execute("SELECT pg_advisory_xact_lock(7283019)")
-                    connection.execute(_SCHEMA)
-            except self._psycopg.Error as error:
-                raise StoreError(f"cannot open PostgreSQL store: {type(error).__name__}") from None
-            self._connection = connection
-        return self._connection
+        try:
+            connection = self._psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            with connection.transaction():
+                # Serialise the first start of several instances at once.
+                connection.execute("SELECT pg_advisory_xact_lock(7283019)")
+                connection.execute(_SCHEMA)
+        except self._psycopg.Error as error:
+            raise StoreError(f"cannot open PostgreSQL store: {type(error).__name__}") from None
+        return connection
 
-    def log_decision(self, record: DecisionRecord) -> None:
-        with self._lock:
-            self._connect().execute(
-                "INSERT INTO cookie_gate_consent_log (consent_id, decided_at, action, categories, policy_version, gpc)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    record.consent_id,
-                    record.decided_at,
-                    record.action,
-                    " ".join(record.categories),
-                    record.policy_version,
-                    record.gpc,
-                ),
-            )
-
-    def decisions(self, consent_id: str) -> list[DecisionRecord]:
-        with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT consent_id, decided_at, action, categories, policy_version, gpc"
-                    " FROM cookie_gate_consent_log WHERE consent_id = %s ORDER BY decided_at, seq",
-                    (consent_id,),
-                )
-                .fetchall()
-            )
-        return [DecisionRecord(r[0], r[1], r[2], tuple(r[3].split()), r[4], bool(r[5])) for r in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+    @contextmanager
+    def _transaction(self, connection: Any) -> Iterator[Any]:
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                yield cursor
+        except self._psycopg.OperationalError as error:
+            self._connection = None  # reconnect next time
+            raise StoreError(f"PostgreSQL store is unavailable: {type(error).__name__}") from None
+        except self._psycopg.Error as error:
+            raise StoreError(f"PostgreSQL store failed: {type(error).__name__}: {error.diag.message_primary}") from None

@@ -1,18 +1,22 @@
 """The embedded default store: one SQLite file in WAL mode.
 
 Several worker processes may open the same file, so every write is a short
-`BEGIN IMMEDIATE` transaction behind a busy timeout, and `secure_delete` makes
-deleted rows unrecoverable from the file.
+`BEGIN IMMEDIATE` transaction behind a busy timeout (a deferred transaction that
+reads first can fail with SQLITE_BUSY instead of waiting). `secure_delete` zeroes
+deleted rows, and a purge ends with a checkpoint that truncates the WAL, so purged
+data is gone from both files.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from cookie_gate.store import DecisionRecord, StoreError
+from cookie_gate.store import StoreError
+from cookie_gate.store.sql import SQLStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cookie_gate_consent_log (
@@ -24,6 +28,19 @@ CREATE TABLE IF NOT EXISTS cookie_gate_consent_log (
     gpc INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cookie_gate_consent_log_by_id ON cookie_gate_consent_log (consent_id, decided_at);
+CREATE TABLE IF NOT EXISTS cookie_gate_hourly (
+    hour TEXT NOT NULL, metric TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (hour, metric)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cookie_gate_daily (
+    day TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, kind, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cookie_gate_detail (
+    day TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, kind, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cookie_gate_salt (day TEXT PRIMARY KEY, salt BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS cookie_gate_visitor_day (
+    day TEXT NOT NULL, vkey BLOB NOT NULL, last_minute INTEGER NOT NULL, PRIMARY KEY (day, vkey)
+) WITHOUT ROWID;
 """
 
 
@@ -36,65 +53,46 @@ def sqlite_path(url: str) -> str:
     return path[1:]
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.path = str(path)
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
         return cls(sqlite_path(url))
 
     def _connect(self) -> sqlite3.Connection:
-        if self._connection is None:
-            try:
-                connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                connection.execute("PRAGMA secure_delete=ON")
-                connection.executescript(_SCHEMA)
-            except sqlite3.Error as error:
-                raise StoreError(f"cannot open SQLite store {self.path!r}: {error}") from None
-            self._connection = connection
-        return self._connection
+        try:
+            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA secure_delete=ON")
+            connection.executescript(_SCHEMA)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {error}") from None
+        return connection
 
-    def log_decision(self, record: DecisionRecord) -> None:
-        with self._lock:
-            connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.execute(
-                    "INSERT INTO cookie_gate_consent_log VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        record.consent_id,
-                        record.decided_at,
-                        record.action,
-                        " ".join(record.categories),
-                        record.policy_version,
-                        int(record.gpc),
-                    ),
-                )
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+    @contextmanager
+    def _transaction(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path!r} is unavailable: {error}") from None
+        try:
+            yield cursor
+        except sqlite3.Error as error:
+            connection.rollback()
+            raise StoreError(f"SQLite store {self.path!r} failed: {error}") from None
+        except BaseException:
+            connection.rollback()
+            raise
+        else:
+            connection.commit()
+        finally:
+            cursor.close()
 
-    def decisions(self, consent_id: str) -> list[DecisionRecord]:
+    def _after_purge(self) -> None:
         with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT consent_id, decided_at, action, categories, policy_version, gpc"
-                    " FROM cookie_gate_consent_log WHERE consent_id = ? ORDER BY decided_at, rowid",
-                    (consent_id,),
-                )
-                .fetchall()
-            )
-        return [DecisionRecord(row[0], row[1], row[2], tuple(row[3].split()), row[4], bool(row[5])) for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._connected().execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,230 @@
+"""Everything the SQLite and PostgreSQL stores share: the SQL itself.
+
+Both speak the same dialect subset: counters are only ever incremented with
+`INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n`, so any number of
+processes can flush the same bucket at once and the totals still add up. The
+backends differ only in how they connect, open a transaction and spell a
+placeholder.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from cookie_gate.store import DecisionRecord
+
+K = TypeVar("K")
+#: The daily-hash rule: a visitor seen again within this many minutes continues a visit.
+VISIT_GAP_MINUTES = 30
+
+
+@dataclass
+class StatsBatch:
+    """Counter increments gathered by the writer, plus the day's hashed visitor keys."""
+
+    hourly: dict[tuple[str, str], int] = field(default_factory=dict)  # (local hour, metric)
+    daily: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (local day, kind, value): aggregates
+    detail: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (local day, kind, value): paths, referrers
+    visitors: list[tuple[str, str, bytes, int]] = field(default_factory=list)  # (day, hour, key, minute)
+
+    def add(self, table: dict[Any, int], key: Any, n: int = 1) -> None:
+        table[key] = table.get(key, 0) + n
+
+    def merge(self, other: StatsBatch) -> None:
+        _add_all(self.hourly, other.hourly)
+        _add_all(self.daily, other.daily)
+        _add_all(self.detail, other.detail)
+        self.visitors.extend(other.visitors)
+
+    def __bool__(self) -> bool:
+        return bool(self.hourly or self.daily or self.detail or self.visitors)
+
+    @property
+    def size(self) -> int:
+        return len(self.hourly) + len(self.daily) + len(self.detail) + len(self.visitors)
+
+
+def _add_all(mine: dict[K, int], theirs: Mapping[K, int]) -> None:
+    for key, n in theirs.items():
+        mine[key] = mine.get(key, 0) + n
+
+
+@dataclass(frozen=True)
+class StatsRows:
+    hourly: list[tuple[str, str, int]]
+    daily: list[tuple[str, str, str, int]]
+    detail: list[tuple[str, str, str, int]]
+    decisions: list[tuple[str, str, bool]]  # (action, accepted categories, gpc)
+
+
+class SQLStore:
+    """Shared implementation; subclasses provide `_connect`, `_transaction` and `_schema`."""
+
+    placeholder = "?"
+    #: Column that orders decisions logged in the same second.
+    order_column = "rowid"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: Any = None
+
+    # -- for subclasses ----------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _transaction(self, connection: Any) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def _connected(self) -> Any:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    # -- consent log -------------------------------------------------------------------------
+
+    def log_decision(self, record: DecisionRecord) -> None:
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO cookie_gate_consent_log"
+                    " (consent_id, decided_at, action, categories, policy_version, gpc) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    record.consent_id,
+                    record.decided_at,
+                    record.action,
+                    " ".join(record.categories),
+                    record.policy_version,
+                    record.gpc,
+                ),
+            )
+
+    def decisions(self, consent_id: str) -> list[DecisionRecord]:
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute(
+                self._sql(
+                    "SELECT consent_id, decided_at, action, categories, policy_version, gpc"
+                    f" FROM cookie_gate_consent_log WHERE consent_id = ? ORDER BY decided_at, {self.order_column}"
+                ),
+                (consent_id,),
+            )
+            rows = cursor.fetchall()
+        return [DecisionRecord(r[0], r[1], r[2], tuple(r[3].split()), r[4], bool(r[5])) for r in rows]
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def add_stats(self, batch: StatsBatch) -> None:
+        """Apply one batch atomically: either every increment lands or none does."""
+        with self._lock, self._transaction(self._connected()) as cursor:
+            self._upsert(cursor, "cookie_gate_hourly", ("hour", "metric"), batch.hourly)
+            self._upsert(cursor, "cookie_gate_daily", ("day", "kind", "value"), batch.daily)
+            self._upsert(cursor, "cookie_gate_detail", ("day", "kind", "value"), batch.detail)
+            if batch.visitors:
+                counts: dict[tuple[str, str], int] = {}
+                for day, hour, key, minute in batch.visitors:
+                    for metric in self._see_visitor(cursor, day, key, minute):
+                        counts[hour, metric] = counts.get((hour, metric), 0) + 1
+                self._upsert(cursor, "cookie_gate_hourly", ("hour", "metric"), counts)
+
+    def _upsert(self, cursor: Any, table: str, key: tuple[str, ...], increments: Mapping[Any, int]) -> None:
+        if not increments:
+            return
+        columns = ", ".join((*key, "n"))
+        marks = ", ".join("?" * (len(key) + 1))
+        statement = self._sql(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET n = {table}.n + excluded.n"
+        )
+        cursor.executemany(statement, [(*k, n) for k, n in sorted(increments.items())])
+
+    def _see_visitor(self, cursor: Any, day: str, key: bytes, minute: int) -> Iterable[str]:
+        """Metrics one sighting of a daily-hashed visitor adds: a new visitor, a new visit, or nothing."""
+        cursor.execute(
+            self._sql(
+                "INSERT INTO cookie_gate_visitor_day (day, vkey, last_minute) VALUES (?, ?, ?)"
+                " ON CONFLICT (day, vkey) DO NOTHING"
+            ),
+            (day, key, minute),
+        )
+        if cursor.rowcount == 1:
+            return ("hashed_visitors", "hashed_visits")
+        cursor.execute(
+            self._sql(
+                "UPDATE cookie_gate_visitor_day SET last_minute = ?"
+                f" WHERE day = ? AND vkey = ? AND ? - last_minute > {VISIT_GAP_MINUTES}"
+            ),
+            (minute, day, key, minute),
+        )
+        if cursor.rowcount == 1:
+            return ("hashed_visits",)
+        cursor.execute(
+            self._sql(
+                "UPDATE cookie_gate_visitor_day SET last_minute = ? WHERE day = ? AND vkey = ? AND last_minute < ?"
+            ),
+            (minute, day, key, minute),
+        )
+        return ()
+
+    def daily_salt(self, day: str) -> bytes:
+        """The random salt of `day`, shared by every process through the store; never derived."""
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute(
+                self._sql("INSERT INTO cookie_gate_salt (day, salt) VALUES (?, ?) ON CONFLICT (day) DO NOTHING"),
+                (day, secrets.token_bytes(32)),
+            )
+            cursor.execute(self._sql("SELECT salt FROM cookie_gate_salt WHERE day = ?"), (day,))
+            return bytes(cursor.fetchone()[0])
+
+    def stats_rows(self, first_day: str, last_day: str) -> StatsRows:
+        """Raw counter rows for local days `first_day`..`last_day` (inclusive), for the report."""
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute(
+                self._sql("SELECT hour, metric, n FROM cookie_gate_hourly WHERE hour >= ? AND hour < ?"),
+                (first_day, last_day + "U"),  # "U" sorts after every "THH"
+            )
+            hourly = [(str(h), str(m), int(n)) for h, m, n in cursor.fetchall()]
+            tables = {}
+            for table in ("cookie_gate_daily", "cookie_gate_detail"):
+                cursor.execute(
+                    self._sql(f"SELECT day, kind, value, n FROM {table} WHERE day >= ? AND day <= ?"),
+                    (first_day, last_day),
+                )
+                tables[table] = [(str(d), str(k), str(v), int(n)) for d, k, v, n in cursor.fetchall()]
+            cursor.execute(self._sql("SELECT action, categories, gpc FROM cookie_gate_consent_log"))
+            decisions = [(str(a), str(c), bool(g)) for a, c, g in cursor.fetchall()]
+        return StatsRows(hourly, tables["cookie_gate_daily"], tables["cookie_gate_detail"], decisions)
+
+    def purge(self, *, detail_before: str, aggregate_before: str, salt_before: str, log_before: int) -> dict[str, int]:
+        """Delete what retention no longer allows; returns the rows deleted per table."""
+        deleted: dict[str, int] = {}
+        with self._lock, self._transaction(self._connected()) as cursor:
+            for table, column, limit in (
+                ("cookie_gate_detail", "day", detail_before),
+                ("cookie_gate_daily", "day", aggregate_before),
+                ("cookie_gate_hourly", "hour", aggregate_before),
+                ("cookie_gate_salt", "day", salt_before),
+                ("cookie_gate_visitor_day", "day", salt_before),
+                ("cookie_gate_consent_log", "decided_at", log_before),
+            ):
+                cursor.execute(self._sql(f"DELETE FROM {table} WHERE {column} < ?"), (limit,))
+                deleted[table] = max(cursor.rowcount, 0)
+        self._after_purge()
+        return deleted
+
+    def _after_purge(self) -> None:
+        """Make deleted bytes unrecoverable; backend-specific."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
