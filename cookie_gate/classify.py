@@ -12,6 +12,7 @@ import functools
 from cookie_gate.catalog import NameMatcher, builtin_catalog
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY
+from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
 
 #: Category of names nobody declared when `unknown_cookies = "block"`; it is never
 #: in any visitor's allowed set, so such cookies are always kept away.
@@ -28,13 +29,15 @@ class CookieClassifier:
         self._declared = NameMatcher(exact, prefixes)
         self._catalog = builtin_catalog() if catalog is None else catalog
         self._known = frozenset(config.category_names)
-        self._own = frozenset({config.cookie_name})
+        # The gateway's own cookies: the choice itself, and the visit counter (it counts, so it is analytics).
+        self._own = {config.cookie_name: NECESSARY, COUNTER_COOKIE: "analytics"}
         self._unknown = NECESSARY if config.unknown_cookies == "allow" else UNDECLARED
         self.category = functools.lru_cache(maxsize=cache_size)(self._category)
 
     def _category(self, name: str) -> str:
-        if name in self._own:
-            return NECESSARY
+        own = self._own.get(name)
+        if own is not None:
+            return own
         declared = self._declared.category(name)
         if declared is not None:
             return declared

@@ -2,39 +2,80 @@
 
 `check-config` validates settings exactly as the middleware will at start-up, so a
 deploy can fail before it serves a single request; `cookies` shows how cookie names
-are filed, from the admin's patterns or the built-in catalogue.
+are filed, from the admin's patterns or the built-in catalogue; `stats` is the
+report and `purge` applies retention now.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Sequence
 
 from cookie_gate.classify import CookieClassifier
-from cookie_gate.config import Config, ConfigError, load_config
+from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
+from cookie_gate.stats.clock import SiteClock
+from cookie_gate.stats.recorder import Statistics
+from cookie_gate.stats.report import build_report, format_report
+from cookie_gate.store import StoreError, open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cookie-gate", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--config", help="TOML settings file (as passed to the middleware)")
+    parser.add_argument("--store", help=f"store URL (default: $COOKIE_GATE_STORE, the config, or {DEFAULT_STORE})")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-config", help="validate the settings and print a summary")
     cookies = commands.add_parser("cookies", help="the cookie declaration table, or how given names are filed")
     cookies.add_argument("names", nargs="*", help="cookie names to look up")
+    stats = commands.add_parser("stats", help="the visit statistics report")
+    stats.add_argument("--days", type=_positive, default=30, help="the last N days, today included (default 30)")
+    stats.add_argument("--json", action="store_true", help="print the report as JSON")
+    commands.add_parser("purge", help="apply retention now: delete what is older than the retention periods")
     args = parser.parse_args(argv)
     try:
-        # The secret is not needed to describe cookies; a placeholder keeps validation whole.
+        # Only check-config needs the real secret; a placeholder keeps the other commands' validation whole.
         placeholder = None if args.command == "check-config" else "placeholder-secret-for-cli"
-        config = load_config(args.config, secret_key=placeholder)
+        config = load_config(args.config, secret_key=placeholder, store=args.store)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
     if args.command == "check-config":
         print(_summary(config))
-    else:
+    elif args.command == "cookies":
         print(_lookup(config, args.names) if args.names else _declarations(config))
+    else:
+        return _with_store(config, args)
     return 0
+
+
+def _with_store(config: Config, args: argparse.Namespace) -> int:
+    try:
+        store = open_store(config.store)
+    except StoreError as error:
+        print(f"cookie-gate: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "stats":
+            report = build_report(store, SiteClock(config.timezone), days=args.days, now=time.time())
+            print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
+        else:
+            deleted = Statistics(config, store).purge(time.time())
+            print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
+    except StoreError as error:
+        print(f"cookie-gate: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1")
+    return int(text)
 
 
 def _summary(config: Config) -> str:

@@ -69,6 +69,12 @@ class Injector:
 
 
 @functools.lru_cache(maxsize=64)
+def is_html(content_type: bytes) -> bool:
+    """A page, whatever its charset or encoding: what statistics count as a page view."""
+    return content_type.partition(b";")[0].strip().lower() in (b"text/html", b"application/xhtml+xml")
+
+
+@functools.lru_cache(maxsize=64)
 def is_injectable(content_type: bytes) -> bool:
     """HTML in an ASCII-compatible charset: our markers and snippet are ASCII bytes.
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio.to_thread
 from publicsuffixlist import PublicSuffixList
 
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
@@ -23,15 +24,25 @@ from cookie_gate.config import Config, ConfigError, Mode, UnknownCookies, load_c
 from cookie_gate.consent import ConsentCodec
 from cookie_gate.cookies import DomainVariants, is_deletion, request_host, set_cookie_name
 from cookie_gate.endpoints import Endpoints
-from cookie_gate.inject import Injector, is_injectable, raised_content_length, weak_etag
+from cookie_gate.inject import Injector, is_html, is_injectable, raised_content_length, weak_etag
+from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import StoreError, open_store
 from cookie_gate.visit import Visit, VisitResolver
 
+#: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
+_Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
 # Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
-_COOKIE, _GPC, _HOST, _LANGUAGE = range(4)
-_REQUEST_FIELDS = {b"cookie": _COOKIE, b"sec-gpc": _GPC, b"host": _HOST, b"accept-language": _LANGUAGE}
+_COOKIE, _GPC, _HOST, _LANGUAGE, _AGENT, _REFERRER = range(6)
+_REQUEST_FIELDS = {
+    b"cookie": _COOKIE,
+    b"sec-gpc": _GPC,
+    b"host": _HOST,
+    b"accept-language": _LANGUAGE,
+    b"user-agent": _AGENT,
+    b"referer": _REFERRER,
+}
 _SET_COOKIE, _CONTENT_TYPE, _CONTENT_LENGTH, _CONTENT_ENCODING, _ETAG, _VARY, _CONTENT_DISPOSITION = range(7)
 _RESPONSE_FIELDS = {
     b"set-cookie": _SET_COOKIE,
@@ -118,6 +129,7 @@ class CookieGateMiddleware:
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
         self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store)
+        self.statistics = Statistics(settings, self.store) if settings.statistics else None
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
 
@@ -140,25 +152,35 @@ class CookieGateMiddleware:
             await self.app(scope, receive, send)
 
     def _lifespan_responder(self, send: Send) -> Send:
-        """Release the store once the app has shut down; lifespan may never come, which is fine."""
+        """Start the statistics writer early; on shutdown flush every queued event, then release the store.
+
+        Lifespan may never come (mounted sub-apps, some servers): the writer also starts
+        by itself on the first page view.
+        """
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
+            kind = message["type"]
+            if kind == "lifespan.startup.complete" and self.statistics is not None:
+                self.statistics.writer.start()
+            elif kind == "lifespan.shutdown.complete":
+                if self.statistics is not None:
+                    await anyio.to_thread.run_sync(self.statistics.writer.stop)
                 self.store.close()
             await send(message)
 
         return send_wrapper
 
-    def _enter(self, scope: Scope) -> tuple[Visit, bytes | None, bytes | None]:
+    def _enter(self, scope: Scope) -> _Request:
         """Resolve the visit and give the app only the cookies it may see.
 
         One pass over the request headers picks up everything the response side needs
-        too (Host, Accept-Language), so no header list is scanned twice.
+        too (Host, Accept-Language, and for statistics User-Agent and Referer), so no
+        header list is scanned twice.
         """
         cookie: bytes | None = None
         cookie_name: bytes | None = None
         several = gpc = False
-        host = language = None
+        host = language = agent = referrer = None
         headers = scope["headers"]
         for name, value in headers:
             field = _REQUEST_FIELDS.get(name)
@@ -177,9 +199,14 @@ class CookieGateMiddleware:
                 gpc = value.strip() == b"1"
             elif field == _HOST:
                 host = value
-            else:
+            elif field == _LANGUAGE:
                 language = value
-        visit = self.visits.resolve(cookie, gpc, time.time())
+            elif field == _AGENT:
+                agent = value
+            else:
+                referrer = value
+        now = time.time()
+        visit = self.visits.resolve(cookie, gpc, now)
         if several:
             # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1.
             rebuilt = [(n, v) for n, v in headers if n.lower() != b"cookie"]
@@ -196,10 +223,11 @@ class CookieGateMiddleware:
             scope["state"] = {"consent": visit.consent}
         else:
             state["consent"] = visit.consent
-        return visit, host, language
+        return visit, now, host, language, agent, referrer
 
     def _responder(self, scope: Scope, send: Send) -> Send:
-        visit, host, language = self._enter(scope)
+        request = self._enter(scope)
+        visit = request[0]
         injector: Injector | None = None
         may_inject = self._inject and not visit.consent.decided and scope["method"] != "HEAD"
         if may_inject:
@@ -216,25 +244,20 @@ class CookieGateMiddleware:
                 if not more:
                     injector = None
             elif message["type"] == "http.response.start":
-                message, injector = self._start(message, scope, visit, may_inject, host, language)
+                message, injector = self._start(message, scope, request, may_inject)
             await send(message)
 
         return send_wrapper
 
     def _start(
-        self,
-        message: Message,
-        scope: Scope,
-        visit: Visit,
-        may_inject: bool,
-        host: bytes | None,
-        language: bytes | None,
+        self, message: Message, scope: Scope, request: _Request, may_inject: bool
     ) -> tuple[Message, Injector | None]:
         """Filter the response headers and decide on injection from them alone.
 
         The first pass only reads; most responses (JSON, assets, a consented visitor)
         need no change at all and go out as the very message the app sent.
         """
+        visit, now, host, language, agent, referrer = request
         headers = message.get("headers") or ()
         allowed = visit.consent.categories
         refused_set_cookie = False
@@ -256,14 +279,24 @@ class CookieGateMiddleware:
                 encoding = value
             elif field == _CONTENT_DISPOSITION:
                 disposition = value
+        status = message["status"]
         html = (
-            message["status"] == 200
+            status == 200
             and content_type is not None
             and encoding is None
             and is_injectable(content_type)
             and (disposition is None or not disposition.lower().startswith(b"attachment"))
         )
-        if not (html or refused_set_cookie or visit.refused):
+        counter_cookie = None
+        if (
+            self.statistics is not None
+            and 200 <= status < 300
+            and content_type is not None
+            and scope["method"] == "GET"
+            and is_html(content_type)
+        ):
+            counter_cookie = self.statistics.page_view(scope, visit, now, host, agent, referrer)
+        if not (html or refused_set_cookie or visit.refused or counter_cookie):
             return message, None
         snippet = self._snippet(scope, language) if html and may_inject else None
         out: RawHeaders = []
@@ -293,6 +326,8 @@ class CookieGateMiddleware:
             out.append((b"vary", b"Cookie"))
         if visit.refused:
             out.extend(self.visits.expiry_headers(visit, self._host(scope, host), scope.get("scheme") in _SECURE))
+        if counter_cookie is not None:
+            out.append((b"set-cookie", counter_cookie))
         return {**message, "headers": out}, None if snippet is None else Injector(snippet)
 
     def _refuses(self, set_cookie: bytes, allowed: frozenset[str]) -> bool:
@@ -317,12 +352,9 @@ class CookieGateMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "websocket.accept" and message.get("headers"):
                 kept = [
-                    (n, v)
-                    for n, v in message["headers"]
-                    if n.lower() != b"set-cookie" or not self._refuses(v, allowed)
+                    (n, v) for n, v in message["headers"] if n.lower() != b"set-cookie" or not self._refuses(v, allowed)
                 ]
                 message = {**message, "headers": kept}
             await send(message)
 
         return send_wrapper
-

@@ -15,6 +15,7 @@ from cookie_gate.classify import CookieClassifier
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision
 from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, expiring_set_cookies, join_segments
+from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
 
 #: More deletions than this in one response would only bloat it; the rest go on the
 #: next responses, since refused cookies are expired for as long as they come back.
@@ -36,6 +37,8 @@ class Visit:
     sent: tuple[tuple[str, str], ...]
     #: When the decision stops being valid (Unix time), None when undecided.
     valid_until: int | None
+    #: The visit counter cookie's value, for a visitor whose analytics cookies the app may see.
+    counter: str | None = None
     _expiries: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
 
 
@@ -97,18 +100,21 @@ class VisitResolver:
         kept: list[bytes] = []
         refused: list[str] = []
         sent: list[tuple[str, str]] = []
+        counter = None
         for name, segment in segments:
             owner = category(name)
             sent.append((name, owner))
             if owner in allowed:
                 kept.append(segment)
+                if name == COUNTER_COOKIE and counter is None:
+                    counter = cookie_value(segment)
             elif name and name not in refused:
                 refused.append(name)
         if not refused:
             app_cookie: bytes | None = cookie_header
         else:
             app_cookie = join_segments(kept) if kept else None
-        return Visit(consent, decision, app_cookie, tuple(refused), tuple(sent), valid_until)
+        return Visit(consent, decision, app_cookie, tuple(refused), tuple(sent), valid_until, counter)
 
     def expiry_headers(self, visit: Visit, host: str, secure: bool) -> list[tuple[bytes, bytes]]:
         """`Set-Cookie` headers expiring the visit's refused cookies under every domain."""

@@ -49,6 +49,8 @@ def gate(store_url: str) -> Iterator[GateFactory]:
 
     yield factory
     for middleware in built:
+        if middleware.statistics is not None:
+            middleware.statistics.writer.stop()
         middleware.store.close()
 
 

@@ -184,7 +184,7 @@ class SQLStore:
             cursor.execute(self._sql("SELECT salt FROM cookie_gate_salt WHERE day = ?"), (day,))
             return bytes(cursor.fetchone()[0])
 
-    def stats_rows(self, first_day: str, last_day: str) -> StatsRows:
+    def stats_rows(self, first_day: str, last_day: str, decided_since: int) -> StatsRows:
         """Raw counter rows for local days `first_day`..`last_day` (inclusive), for the report."""
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute(
@@ -199,7 +199,10 @@ class SQLStore:
                     (first_day, last_day),
                 )
                 tables[table] = [(str(d), str(k), str(v), int(n)) for d, k, v, n in cursor.fetchall()]
-            cursor.execute(self._sql("SELECT action, categories, gpc FROM cookie_gate_consent_log"))
+            cursor.execute(
+                self._sql("SELECT action, categories, gpc FROM cookie_gate_consent_log WHERE decided_at >= ?"),
+                (decided_since,),
+            )
             decisions = [(str(a), str(c), bool(g)) for a, c, g in cursor.fetchall()]
         return StatsRows(hourly, tables["cookie_gate_daily"], tables["cookie_gate_detail"], decisions)
 

@@ -1,0 +1,1 @@
+"""Anonymised visit statistics: events, classification, writer, stores and reports."""

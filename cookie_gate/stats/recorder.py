@@ -1,0 +1,95 @@
+"""The statistics as the middleware sees them: one call per page view.
+
+`page_view` runs on the request path, so it does only what must happen there:
+advance the counter cookie of a visitor who accepted analytics (the new cookie
+goes out with this response) and queue a tuple. The daily purge rides on the
+writer thread's tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC
+from email.utils import format_datetime
+
+from cookie_gate.asgi import Scope
+from cookie_gate.config import Config
+from cookie_gate.stats.clock import SiteClock, day_key
+from cookie_gate.stats.counter import COOKIE_NAME, LIFETIME_MONTHS, CounterCodec, Counts, advance
+from cookie_gate.stats.writer import StatsWriter
+from cookie_gate.store.sql import SQLStore
+from cookie_gate.visit import Visit
+
+logger = logging.getLogger("cookie_gate.stats")
+ANALYTICS = "analytics"
+
+
+class Statistics:
+    def __init__(self, config: Config, store: SQLStore) -> None:
+        self._config = config
+        self._store = store
+        self.clock = SiteClock(config.timezone)
+        self._codec = CounterCodec(config.secret_keys)
+        self._hash = config.daily_visitor_hash
+        self.writer = StatsWriter(
+            store,
+            self.clock,
+            capacity=config.stats_queue_size,
+            interval=config.stats_flush_seconds,
+            daily_hash=config.daily_visitor_hash,
+            on_tick=self._maintain,
+        )
+        self._purged_day: int | None = None
+
+    def page_view(
+        self,
+        scope: Scope,
+        visit: Visit,
+        now: float,
+        host: bytes | None,
+        agent: bytes | None,
+        referrer: bytes | None,
+    ) -> bytes | None:
+        """Queue one page view; returns the counter cookie to set, if it changed."""
+        start = set_cookie = None
+        consented = ANALYTICS in visit.consent.categories
+        if consented:
+            moment = self.clock.at(now)
+            counts = self._codec.decode(visit.counter) if visit.counter else None
+            updated, start = advance(counts, moment)
+            if updated != counts:
+                set_cookie = self._cookie(updated, scope.get("scheme") == "https")
+        client = scope.get("client")
+        ip = client[0] if self._hash and not consented and client else None
+        self.writer.record((now, scope["path"], host, agent, referrer, ip, start, consented))
+        return set_cookie
+
+    def _cookie(self, counts: Counts, secure: bool) -> bytes:
+        expires = self.clock.midnight_after_months(counts.first_day, LIFETIME_MONTHS).astimezone(UTC)
+        value = (
+            f"{COOKIE_NAME}={self._codec.encode(counts)}; Expires={format_datetime(expires, usegmt=True)}; "
+            "Path=/; HttpOnly; SameSite=Lax"
+        )
+        return (value + "; Secure" if secure else value).encode("ascii")
+
+    # -- retention --------------------------------------------------------------------------
+
+    def purge(self, now: float) -> dict[str, int]:
+        """Apply retention now (also run by itself once a day)."""
+        today = self.clock.at(now).day
+        config = self._config
+        aggregate_start = self.clock.midnight_after_months(today, -config.aggregate_retention_months)
+        log_days = max(config.detail_retention_days, config.consent_lifetime_days)
+        return self._store.purge(
+            detail_before=day_key(today - config.detail_retention_days),
+            aggregate_before=aggregate_start.date().isoformat(),
+            salt_before=day_key(today - 1),
+            log_before=int(now) - log_days * 86400,
+        )
+
+    def _maintain(self, now: float) -> None:
+        today = self.clock.at(now).day
+        if self._purged_day != today:
+            deleted = self.purge(now)
+            self._purged_day = today
+            logger.info("cookie_gate retention applied: %s", deleted)

@@ -1,0 +1,174 @@
+"""The statistics report: what `cookie-gate stats` prints and the admin dashboard shows.
+
+Everything is computed from counters at query time, so any period can be asked for.
+Unique visitors over a period are exact without any identifier: each visit of a
+visitor who accepted analytics carries the days since their previous visit, and a
+visit is that visitor's first in the period exactly when the previous one falls
+before the period began.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from cookie_gate.stats.clock import SiteClock, day_key
+from cookie_gate.store.sql import SQLStore
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: Matomo's buckets, so the figures compare with what admins know.
+VISIT_NUMBER_BUCKETS = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (9, 14), (15, 25), (26, 50),
+                        (51, 100), (101, 200), (201, 10**9))  # fmt: skip
+GAP_BUCKETS = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 14), (15, 30), (31, 60), (61, 120),
+               (121, 364), (365, 10**9))  # fmt: skip
+TOP = 20
+
+
+def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) -> dict[str, Any]:
+    today = clock.at(now).day
+    first = today - days + 1
+    period_start = clock.midnight_after_months(first, 0).timestamp()
+    rows = store.stats_rows(day_key(first), day_key(today), int(period_start))
+    metrics: Counter[str] = Counter()
+    by_hour = [0] * 24
+    by_weekday = [0] * 7
+    for hour, metric, n in rows.hourly:
+        metrics[metric] += n
+        if metric == "pageviews":
+            by_hour[int(hour[11:13])] += n
+            by_weekday[date.fromisoformat(hour[:10]).weekday()] += n
+    daily: dict[str, Counter[str]] = {}
+    visitors = 0
+    for day, kind, value, n in rows.daily:
+        daily.setdefault(kind, Counter())[value] += n
+        if kind == "days_since_last":
+            offset = (date.fromisoformat(day) - date.fromisoformat(day_key(first))).days
+            if value == "new" or int(value) > offset:
+                visitors += n
+    detail: dict[str, Counter[str]] = {}
+    for _, kind, value, n in rows.detail:
+        detail.setdefault(kind, Counter())[value] += n
+    return {
+        "period": {"from": day_key(first), "to": day_key(today), "days": days, "timezone": clock.zone.key},
+        "pageviews": metrics["pageviews"],
+        "entries": metrics["entries"],
+        "visits": metrics["visits"],
+        "visitors": visitors,
+        "bots": metrics["bots"],
+        "bot_classes": _ranked(daily.get("bot", Counter())),
+        "by_hour": by_hour,
+        "by_weekday": dict(zip(WEEKDAYS, by_weekday, strict=True)),
+        "visit_frequency": {
+            "new_visits": metrics["visits_new"],
+            "returning_visits": metrics["visits_returning"],
+            "visit_number": _bucketed(daily.get("visit_number", Counter()), VISIT_NUMBER_BUCKETS),
+            "days_since_last_visit": _bucketed(daily.get("days_since_last", Counter()), GAP_BUCKETS),
+            "visitors_with_at_least_n_visits_in_a_week": _ranks(daily.get("week_rank", Counter())),
+            "visitors_with_at_least_n_visits_in_a_month": _ranks(daily.get("month_rank", Counter())),
+        },
+        "browsers": _ranked(daily.get("browser", Counter())),
+        "os": _ranked(daily.get("os", Counter())),
+        "devices": _ranked(daily.get("device", Counter())),
+        "pages": [{"path": p, "pageviews": n} for p, n in detail.get("path", Counter()).most_common(TOP)],
+        "referrers": [{"host": h, "entries": n} for h, n in detail.get("referrer", Counter()).most_common(TOP)],
+        "consent": _consent(rows.decisions),
+        "without_consent_daily_hash": {
+            "visitor_days": metrics["hashed_visitors"],
+            "visits": metrics["hashed_visits"],
+        },
+        "analytics_pageviews": metrics["analytics_pageviews"],
+        "dropped_events": metrics["dropped"],
+    }
+
+
+def _ranked(counts: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _bucketed(counts: Mapping[str, int], buckets: Iterable[tuple[int, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    numbers = {int(k): n for k, n in counts.items() if k.isdigit()}
+    for low, high in buckets:
+        label = str(low) if low == high else f"{low}+" if high >= 10**9 else f"{low}-{high}"
+        out[label] = sum(n for k, n in numbers.items() if low <= k <= high)
+    return out
+
+
+def _ranks(counts: Mapping[str, int]) -> dict[str, int]:
+    """The k-th visit of a period happens once per visitor who came at least k times in it."""
+    return {str(k): counts[str(k)] for k in sorted(int(k) for k in counts)}
+
+
+def _consent(decisions: Iterable[tuple[str, str, bool]]) -> dict[str, Any]:
+    actions: Counter[str] = Counter()
+    accepted: Counter[str] = Counter()
+    gpc = 0
+    for action, categories, with_gpc in decisions:
+        actions[action] += 1
+        gpc += with_gpc
+        if action != "withdraw":
+            accepted.update(categories.split())
+    return {
+        "decisions": {k: actions[k] for k in ("accept_all", "reject_all", "custom", "withdraw")},
+        "accepted": dict(sorted(accepted.items())),
+        "with_gpc": gpc,
+    }
+
+
+# -- the human view ------------------------------------------------------------------------------
+
+
+def format_report(report: Mapping[str, Any], width: int = 40) -> str:
+    period = report["period"]
+    frequency = report["visit_frequency"]
+    lines = [
+        f"cookie_gate statistics  {period['from']} .. {period['to']}  ({period['days']} days, {period['timezone']})",
+        "",
+        f"  page views {report['pageviews']:>10,}   entries {report['entries']:>8,}   bots {report['bots']:>8,}"
+        " (not counted)",
+        f"  visits     {report['visits']:>10,}   new {frequency['new_visits']:>12,}   returning "
+        f"{frequency['returning_visits']:>4,}",
+        f"  visitors   {report['visitors']:>10,}   (visits and visitors: visitors who accepted analytics)",
+    ]
+    hashed = report["without_consent_daily_hash"]
+    if hashed["visitor_days"]:
+        lines.append(
+            f"  without consent (daily hash): {hashed['visitor_days']:,} visitor-days, {hashed['visits']:,} visits"
+        )
+    if report["dropped_events"]:
+        lines.append(f"  dropped under overload: {report['dropped_events']:,} events")
+    lines += _section("Page views by hour of day", {f"{h:02d}": n for h, n in enumerate(report["by_hour"])}, width)
+    lines += _section("Page views by weekday", report["by_weekday"], width)
+    lines += _section("Visits by visit number", frequency["visit_number"], width)
+    lines += _section("Days since the previous visit", frequency["days_since_last_visit"], width)
+    lines += _section(
+        "Visitors with at least n visits in a week", frequency["visitors_with_at_least_n_visits_in_a_week"], width
+    )
+    lines += _section(
+        "Visitors with at least n visits in a month", frequency["visitors_with_at_least_n_visits_in_a_month"], width
+    )
+    for title, key in (("Browsers", "browsers"), ("Operating systems", "os"), ("Devices", "devices")):
+        lines += _section(title, dict(list(report[key].items())[:8]), width)
+    lines += _section("Top pages", {p["path"]: p["pageviews"] for p in report["pages"][:10]}, width)
+    lines += _section("Referrers", {r["host"]: r["entries"] for r in report["referrers"][:10]}, width)
+    consent = report["consent"]
+    lines += ["", "Consent decisions"]
+    lines.append("  " + "   ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in consent["decisions"].items()))
+    if consent["accepted"]:
+        lines.append("  accepted: " + ", ".join(f"{k} {n:,}" for k, n in consent["accepted"].items()))
+    lines.append(f"  sent with Global Privacy Control: {consent['with_gpc']:,}")
+    return "\n".join(lines)
+
+
+def _section(title: str, values: Mapping[str, int], width: int) -> list[str]:
+    lines = ["", title]
+    if not values or not any(values.values()):
+        return [*lines, "  (none)"]
+    label_width = max(len(k) for k in values)
+    peak = max(values.values())
+    for label, n in values.items():
+        bar = "█" * round(width * n / peak) if peak else ""
+        lines.append(f"  {label:<{label_width}} {bar:<{width}} {n:,}")
+    return lines
