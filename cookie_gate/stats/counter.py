@@ -47,11 +47,17 @@ class VisitStart:
 
 
 def advance(counts: Counts | None, now: Moment) -> tuple[Counts, VisitStart | None]:
-    """The counts after a page view at `now`, and the visit it opened, if it opened one."""
+    """The counts after a page view at `now`, and the visit it opened, if it opened one.
+
+    Unchanged counts come back as the very same object, so the caller can tell by
+    identity that no cookie needs to be written.
+    """
     if counts is None:
         fresh = Counts(1, now.day, now.day, now.minute, now.week, 1, now.month, 1)
         return fresh, VisitStart(1, None, 1, 1)
-    if now.minute - counts.last_minute <= VISIT_GAP_MINUTES and now.minute >= counts.last_minute:
+    if now.minute == counts.last_minute:
+        return counts, None  # the common case: nothing to write back
+    if now.minute - counts.last_minute <= VISIT_GAP_MINUTES and now.minute > counts.last_minute:
         return replace(counts, last_minute=now.minute), None
     week_visits = counts.week_visits + 1 if counts.week == now.week else 1
     month_visits = counts.month_visits + 1 if counts.month == now.month else 1

@@ -8,6 +8,7 @@ writer thread's tick.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC
 from email.utils import format_datetime
@@ -57,7 +58,7 @@ class Statistics:
             moment = self.clock.at(now)
             counts = self._codec.decode(visit.counter) if visit.counter else None
             updated, start = advance(counts, moment)
-            if updated != counts:
+            if updated is not counts:
                 set_cookie = self._cookie(updated, scope.get("scheme") == "https")
         client = scope.get("client")
         ip = client[0] if self._hash and not consented and client else None
@@ -65,12 +66,15 @@ class Statistics:
         return set_cookie
 
     def _cookie(self, counts: Counts, secure: bool) -> bytes:
-        expires = self.clock.midnight_after_months(counts.first_day, LIFETIME_MONTHS).astimezone(UTC)
-        value = (
-            f"{COOKIE_NAME}={self._codec.encode(counts)}; Expires={format_datetime(expires, usegmt=True)}; "
-            "Path=/; HttpOnly; SameSite=Lax"
-        )
+        expires = self._expires(counts.first_day)
+        value = f"{COOKIE_NAME}={self._codec.encode(counts)}; Expires={expires}; Path=/; HttpOnly; SameSite=Lax"
         return (value + "; Secure" if secure else value).encode("ascii")
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per middleware, keyed by day
+    def _expires(self, first_day: int) -> str:
+        """Fixed by the day the counter was first set, so rewriting the cookie never extends it."""
+        expires = self.clock.midnight_after_months(first_day, LIFETIME_MONTHS).astimezone(UTC)
+        return format_datetime(expires, usegmt=True)
 
     # -- retention --------------------------------------------------------------------------
 
