@@ -7,6 +7,7 @@ dozen names on every request.
 
 from __future__ import annotations
 
+import collections
 import functools
 
 from cookie_gate.catalog import NameMatcher, builtin_catalog
@@ -17,6 +18,9 @@ from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
 #: Category of names nobody declared when `unknown_cookies = "block"`; it is never
 #: in any visitor's allowed set, so such cookies are always kept away.
 UNDECLARED = "undeclared"
+#: The inventory keeps names a person could read; clients can send any junk, so it is bounded.
+MAX_INVENTORY_NAME = 100
+MAX_INVENTORY_NAMES = 5000
 
 
 class CookieClassifier:
@@ -33,8 +37,19 @@ class CookieClassifier:
         self._own = {config.cookie_name: NECESSARY, COUNTER_COOKIE: "analytics"}
         self._unknown = NECESSARY if config.unknown_cookies == "allow" else UNDECLARED
         self.category = functools.lru_cache(maxsize=cache_size)(self._category)
+        #: Names classified for the first time in this process, for the cookie inventory; the
+        #: statistics writer drains it. Filled only on a cache miss, so the request path pays nothing.
+        self.new_names: collections.deque[tuple[str, str, str]] = collections.deque()
+        self._inventoried = 0
 
     def _category(self, name: str) -> str:
+        category = self._file(name)
+        if self._inventoried < MAX_INVENTORY_NAMES and 0 < len(name) <= MAX_INVENTORY_NAME:
+            self._inventoried += 1
+            self.new_names.append((name, category, self.source(name)))
+        return category
+
+    def _file(self, name: str) -> str:
         own = self._own.get(name)
         if own is not None:
             return own

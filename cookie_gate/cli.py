@@ -44,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         print(_summary(config))
-    elif args.command == "cookies":
-        print(_lookup(config, args.names) if args.names else _declarations(config))
+    elif args.command == "cookies" and args.names:
+        print(_lookup(config, args.names))
     else:
         return _with_store(config, args)
     return 0
@@ -58,7 +58,10 @@ def _with_store(config: Config, args: argparse.Namespace) -> int:
         print(f"cookie-gate: {error}", file=sys.stderr)
         return 2
     try:
-        if args.command == "stats":
+        if args.command == "cookies":
+            print(_declarations(config))
+            print(_inventory(store.inventory()))
+        elif args.command == "stats":
             report = build_report(store, SiteClock(config.timezone), days=args.days, now=time.time())
             print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
         else:
@@ -107,6 +110,17 @@ def _declarations(config: Config) -> str:
         "Other names are filed by the built-in catalogue (Open Cookie Database, CookieBlock); "
         f"unknown names: {'necessary' if config.unknown_cookies == 'allow' else 'blocked'}."
     )
+    return "\n".join(lines)
+
+
+def _inventory(rows: Sequence[tuple[str, str, str, str, str]]) -> str:
+    if not rows:
+        return "\nNo cookies seen yet (the inventory fills as requests and responses pass the gateway)."
+    header = ("cookie", "category", "filed by", "first seen", "last seen")
+    width = [max(len(r[i]) for r in (*rows, header)) for i in range(4)]
+    lines = ["", f"Cookies seen on this site ({len(rows)})"]
+    for row in (header, *rows):
+        lines.append("  " + "  ".join(f"{row[i]:<{width[i]}}" for i in range(4)) + f"  {row[4]}")
     return "\n".join(lines)
 
 

@@ -129,7 +129,7 @@ class CookieGateMiddleware:
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
         self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store)
-        self.statistics = Statistics(settings, self.store) if settings.statistics else None
+        self.statistics = Statistics(settings, self.store, self.classifier.new_names) if settings.statistics else None
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from cookie_gate.cli import main
+from cookie_gate.store.sql import StatsBatch
+from cookie_gate.store.sqlite import SQLiteStore
 
 DEMO_CONFIG = str(Path(__file__).parent.parent / "examples" / "demo" / "cookie-gate.toml")
 
@@ -44,10 +46,51 @@ def test_cookies_tells_who_filed_a_name(capsys: pytest.CaptureFixture[str]) -> N
     ]
 
 
-def test_cookies_without_names_prints_the_declaration_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", DEMO_CONFIG, "cookies"]) == 0
+def test_cookies_without_names_prints_the_declaration_table_and_the_inventory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'inventory.sqlite3'}"
+    assert main(["--config", DEMO_CONFIG, "--store", url, "cookies"]) == 0
     out = capsys.readouterr().out
     assert "preferences  Preferences         preferred_lang" in out
+    assert "No cookies seen yet" in out
+    store = SQLiteStore(tmp_path / "inventory.sqlite3")
+    store.add_stats(StatsBatch(cookies={"_ga": ("analytics", "catalogue", "2026-12-01")}))
+    store.add_stats(StatsBatch(cookies={"_ga": ("analytics", "catalogue", "2026-12-03")}))
+    store.close()
+    assert main(["--config", DEMO_CONFIG, "--store", url, "cookies"]) == 0
+    assert "_ga     analytics  catalogue  2026-12-01  2026-12-03" in capsys.readouterr().out
+
+
+@pytest.mark.anyio
+async def test_the_gateway_fills_the_inventory_with_every_name_it_sees(tmp_path: Path) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from cookie_gate import CookieGateMiddleware
+
+    def page(request: object) -> PlainTextResponse:
+        response = PlainTextResponse("ok")
+        response.set_cookie("_fbp", "x")
+        return response
+
+    gate = CookieGateMiddleware(
+        Starlette(routes=[Route("/", page)]), secret_key="s" * 32, store=f"sqlite:///{tmp_path / 'i.sqlite3'}"
+    )
+    transport = httpx.ASGITransport(app=gate)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.example") as client:
+        await client.get("/", headers={"cookie": "_ga=1; cart=2"})
+    assert gate.statistics is not None
+    gate.statistics.writer.flush()
+    names = {row[0]: row[1:3] for row in gate.store.inventory()}
+    gate.store.close()
+    assert names == {
+        "_ga": ("analytics", "catalogue"),
+        "cart": ("necessary", "unknown"),
+        "_fbp": ("marketing", "catalogue"),
+    }
 
 
 def test_python_dash_m_runs_the_same_command() -> None:

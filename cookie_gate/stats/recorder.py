@@ -8,6 +8,7 @@ writer thread's tick.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 from datetime import UTC
@@ -26,7 +27,9 @@ ANALYTICS = "analytics"
 
 
 class Statistics:
-    def __init__(self, config: Config, store: SQLStore) -> None:
+    def __init__(
+        self, config: Config, store: SQLStore, cookie_names: collections.deque[tuple[str, str, str]] | None = None
+    ) -> None:
         self._config = config
         self._store = store
         self.clock = SiteClock(config.timezone)
@@ -39,6 +42,7 @@ class Statistics:
             interval=config.stats_flush_seconds,
             daily_hash=config.daily_visitor_hash,
             on_tick=self._maintain,
+            cookie_names=cookie_names,
         )
         self._purged_day: int | None = None
 

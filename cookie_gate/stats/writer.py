@@ -49,6 +49,7 @@ class StatsWriter:
         daily_hash: bool,
         agents: AgentClassifier | None = None,
         on_tick: Callable[[float], None] | None = None,
+        cookie_names: collections.deque[tuple[str, str, str]] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -57,6 +58,7 @@ class StatsWriter:
         self._interval = interval
         self._daily_hash = daily_hash
         self._on_tick = on_tick
+        self._cookie_names = cookie_names if cookie_names is not None else collections.deque()
         self._queue: collections.deque[PageView] = collections.deque()
         self._pending = StatsBatch()
         self._salts: dict[str, bytes] = {}
@@ -143,6 +145,11 @@ class StatsWriter:
 
     def _drain(self) -> None:
         batch = self._aggregate()
+        if self._cookie_names:
+            today = self._clock.at(time.time()).day_key
+            for _ in range(len(self._cookie_names)):
+                name, category, source = self._cookie_names.popleft()
+                batch.cookies[name] = (category, source, today)
         if self.dropped:
             dropped, self.dropped = self.dropped, 0
             batch.add(batch.hourly, (self._clock.at(time.time()).hour_key, "dropped"), dropped)

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS cookie_gate_daily (
 CREATE TABLE IF NOT EXISTS cookie_gate_detail (
     day TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (day, kind, value)
 );
+CREATE TABLE IF NOT EXISTS cookie_gate_inventory (
+    name TEXT PRIMARY KEY, category TEXT NOT NULL, source TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cookie_gate_salt (day TEXT PRIMARY KEY, salt BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS cookie_gate_visitor_day (
     day TEXT NOT NULL, vkey BYTEA NOT NULL, last_minute BIGINT NOT NULL, PRIMARY KEY (day, vkey)

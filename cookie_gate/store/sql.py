@@ -31,6 +31,7 @@ class StatsBatch:
     daily: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (local day, kind, value): aggregates
     detail: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (local day, kind, value): paths, referrers
     visitors: list[tuple[str, str, bytes, int]] = field(default_factory=list)  # (day, hour, key, minute)
+    cookies: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # name -> (category, source, day seen)
 
     def add(self, table: dict[Any, int], key: Any, n: int = 1) -> None:
         table[key] = table.get(key, 0) + n
@@ -40,13 +41,14 @@ class StatsBatch:
         _add_all(self.daily, other.daily)
         _add_all(self.detail, other.detail)
         self.visitors.extend(other.visitors)
+        self.cookies.update(other.cookies)
 
     def __bool__(self) -> bool:
-        return bool(self.hourly or self.daily or self.detail or self.visitors)
+        return bool(self.hourly or self.daily or self.detail or self.visitors or self.cookies)
 
     @property
     def size(self) -> int:
-        return len(self.hourly) + len(self.daily) + len(self.detail) + len(self.visitors)
+        return len(self.hourly) + len(self.daily) + len(self.detail) + len(self.visitors) + len(self.cookies)
 
 
 def _add_all(mine: dict[K, int], theirs: Mapping[K, int]) -> None:
@@ -134,6 +136,15 @@ class SQLStore:
                     for metric in self._see_visitor(cursor, day, key, minute):
                         counts[hour, metric] = counts.get((hour, metric), 0) + 1
                 self._upsert(cursor, "cookie_gate_hourly", ("hour", "metric"), counts)
+            if batch.cookies:
+                cursor.executemany(
+                    self._sql(
+                        "INSERT INTO cookie_gate_inventory (name, category, source, first_seen, last_seen)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET category = excluded.category,"
+                        " source = excluded.source, last_seen = excluded.last_seen"
+                    ),
+                    [(name, c, s, day, day) for name, (c, s, day) in sorted(batch.cookies.items())],
+                )
 
     def _upsert(self, cursor: Any, table: str, key: tuple[str, ...], increments: Mapping[Any, int]) -> None:
         if not increments:
@@ -206,6 +217,15 @@ class SQLStore:
             decisions = [(str(a), str(c), bool(g)) for a, c, g in cursor.fetchall()]
         return StatsRows(hourly, tables["cookie_gate_daily"], tables["cookie_gate_detail"], decisions)
 
+    def inventory(self) -> list[tuple[str, str, str, str, str]]:
+        """Every cookie name seen: (name, category, source, first seen day, last seen day)."""
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute(
+                "SELECT name, category, source, first_seen, last_seen FROM cookie_gate_inventory"
+                " ORDER BY category, name"
+            )
+            return [tuple(map(str, row)) for row in cursor.fetchall()]  # type: ignore[misc]
+
     def purge(self, *, detail_before: str, aggregate_before: str, salt_before: str, log_before: int) -> dict[str, int]:
         """Delete what retention no longer allows; returns the rows deleted per table."""
         deleted: dict[str, int] = {}
@@ -217,6 +237,7 @@ class SQLStore:
                 ("cookie_gate_salt", "day", salt_before),
                 ("cookie_gate_visitor_day", "day", salt_before),
                 ("cookie_gate_consent_log", "decided_at", log_before),
+                ("cookie_gate_inventory", "last_seen", aggregate_before),
             ):
                 cursor.execute(self._sql(f"DELETE FROM {table} WHERE {column} < ?"), (limit,))
                 deleted[table] = max(cursor.rowcount, 0)

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS cookie_gate_daily (
 CREATE TABLE IF NOT EXISTS cookie_gate_detail (
     day TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, kind, value)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cookie_gate_inventory (
+    name TEXT PRIMARY KEY, category TEXT NOT NULL, source TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cookie_gate_salt (day TEXT PRIMARY KEY, salt BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS cookie_gate_visitor_day (
     day TEXT NOT NULL, vkey BLOB NOT NULL, last_minute INTEGER NOT NULL, PRIMARY KEY (day, vkey)
