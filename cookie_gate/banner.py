@@ -1,64 +1,51 @@
 """Server-rendered banner markup, in the visitor's language.
 
-The banner is a plain `<form method="post">`, so it works without JavaScript; the
-second layer is a `<details>` element that opens without script. Each locale's
-markup is rendered once; per request only the escaped `next` path is spliced in.
-Non-ASCII text is written as character references so the bytes are ASCII and fit
-any ASCII-compatible page charset.
+Undecided visitors get the banner: a plain `<form method="post">` whose buttons work
+without JavaScript, "Accept all" and "Reject all" as equal buttons beside "Choose",
+which opens the second layer (a `<details>` element, so no script is needed either).
+Decided visitors get a small "Cookie settings" control that reopens the same form
+with their current choice, plus one-click withdrawal.
+
+Rendering happens once per (locale, URL prefix, choice); per request only the
+escaped `next` path and the CSP nonce are spliced in. Non-ASCII text is written as
+character references, so the bytes are ASCII and fit any ASCII-compatible charset.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Callable, Mapping
 from html import escape
 
-from cookie_gate.config import LOCALES, Config
-from cookie_gate.consent import NECESSARY
+from cookie_gate.config import Category, Config
+from cookie_gate.consent import NECESSARY, Consent
 
-DEFAULT_LOCALE = "en"
+_NEXT, _NONCE = "\x00N\x00", "\x00C\x00"
+_SLOTS = re.compile("\x00([NC])\x00")
 
-TEXTS: Mapping[str, Mapping[str, str]] = {
-    "en": {
-        "region": "Cookie consent",
-        "title": "Cookies on this site",
-        "text": "We use necessary cookies to make this site work. With your permission we would also like to set "
-        "others, described under Choose. You can change your mind at any time.",
-        "accept_all": "Accept all",
-        "reject_all": "Reject all",
-        "choose": "Choose",
-        "save": "Save my choice",
-        "always_on": "always on",
-        "privacy": "Privacy policy",
-    },
-    "ko": {
-        "region": "쿠키 동의",
-        "title": "이 사이트의 쿠키",
-        "text": "사이트 작동에 필요한 쿠키는 항상 사용합니다. 동의하시면 '선택하기'에 설명된 다른 쿠키도 "
-        "사용합니다. 언제든지 선택을 바꿀 수 있습니다.",
-        "accept_all": "모두 허용",
-        "reject_all": "모두 거부",
-        "choose": "선택하기",
-        "save": "선택 저장",
-        "always_on": "항상 사용",
-        "privacy": "개인정보 처리방침",
-    },
+#: Google Consent Mode v2 signals each category grants.
+CONSENT_MODE_SIGNALS: Mapping[str, tuple[str, ...]] = {
+    "analytics": ("analytics_storage",),
+    "marketing": ("ad_storage", "ad_user_data", "ad_personalization"),
+    "preferences": ("functionality_storage", "personalization_storage"),
 }
 
 
-def preferred_locale(accept_language: bytes | None) -> str:
-    """The best built-in locale for an `Accept-Language` header (q-values honoured)."""
+def preferred_locale(accept_language: bytes | None, locales: tuple[str, ...], default: str) -> str:
+    """The best of the site's locales for an `Accept-Language` header (q-values honoured)."""
     if not accept_language:
-        return DEFAULT_LOCALE
-    return _preferred_locale(accept_language)
+        return default
+    return _preferred_locale(accept_language, locales, default)
 
 
 @functools.lru_cache(maxsize=512)
-def _preferred_locale(accept_language: bytes) -> str:
-    best, best_q = DEFAULT_LOCALE, 0.0
+def _preferred_locale(accept_language: bytes, locales: tuple[str, ...], default: str) -> str:
+    best, best_q = default, 0.0
     for position, item in enumerate(accept_language.decode("latin-1").split(",")):
         tag, _, params = item.partition(";")
-        language = tag.strip().lower().partition("-")[0]
+        tag = tag.strip().lower()
         q = 1.0
         for param in params.split(";"):
             key, _, value = param.strip().partition("=")
@@ -68,62 +55,140 @@ def _preferred_locale(accept_language: bytes) -> str:
                 except ValueError:
                     q = 0.0
         q -= position * 1e-6  # earlier entries win ties
-        if language in LOCALES and q > best_q:
-            best, best_q = language, q
+        for candidate in (tag, tag.partition("-")[0]):
+            if candidate in locales and q > best_q:
+                best, best_q = candidate, q
+                break
     return best
 
 
 class BannerRenderer:
-    """Renders the first and second layer once per (locale, URL prefix)."""
-
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._parts = functools.lru_cache(maxsize=64)(self._render_parts)
-        self.snippet = functools.lru_cache(maxsize=1024)(self._snippet)
+        self._parts = functools.lru_cache(maxsize=256)(self._render)
 
-    def _snippet(self, locale: str, url_prefix: str, next_path: str) -> bytes:
-        head, tail = self._parts(locale, url_prefix)
-        return b"".join((head, _ascii(escape(next_path, quote=True)), tail))
+    def snippet(self, locale: str, url_prefix: str, next_path: str, consent: Consent, nonce: str | None) -> bytes:
+        """The markup for one page: the banner, or the settings control of a decided visitor."""
+        parts = self._parts(locale, url_prefix, consent.decided, consent.categories)
+        values = {"N": _ascii(escape(next_path, quote=True)), "C": _nonce_attribute(nonce)}
+        return b"".join(values[p.decode()] if i % 2 else p for i, p in enumerate(parts))
 
-    def _render_parts(self, locale: str, url_prefix: str) -> tuple[bytes, bytes]:
-        texts = TEXTS[locale]
-        base = escape(url_prefix + self._config.mount_path, quote=True)
-        rows = []
-        for category in self._config.categories:
-            label = escape(category.label.get(locale, category.name))
-            description = escape(category.description.get(locale, ""))
-            if category.name == NECESSARY:
-                control = f'<input type="checkbox" checked disabled> {label} ({escape(texts["always_on"])})'
-            else:
-                control = f'<input type="checkbox" name="accept" value="{category.name}"> {label}'
-            rows.append(
-                f'<li class="cookie-gate__category"><label>{control}</label>'
-                f'<p class="cookie-gate__purpose">{description}</p></li>'
-            )
+    def consent_mode(self, consent: Consent, nonce: str | None) -> bytes:
+        """Google Consent Mode's `default` with the visitor's real state, for right after `<head>`."""
+        return self._consent_mode(consent.categories).replace(b"\x00C\x00", _nonce_attribute(nonce))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one renderer per middleware; keyed by the allowed set
+    def _consent_mode(self, allowed: frozenset[str]) -> bytes:
+        state = {"security_storage": "granted"}
+        for category, signals in CONSENT_MODE_SIGNALS.items():
+            for signal in signals:
+                state[signal] = "granted" if category in allowed else "denied"
+        script = (
+            f"<script{_NONCE}>window.dataLayer=window.dataLayer||[];function gtag(){{dataLayer.push(arguments);}}"
+            f'gtag("consent","default",{json.dumps(state, sort_keys=True, separators=(",", ":"))});</script>'
+        )
+        return script.encode("ascii")
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _render(self, locale: str, url_prefix: str, decided: bool, allowed: frozenset[str]) -> list[bytes]:
+        config = self._config
+        texts = config.texts[locale]
+        base = escape(url_prefix + config.mount_path, quote=True)
+
+        def t(key: str) -> str:
+            return escape(texts[key].replace("{days}", str(config.consent_lifetime_days)))
+
+        assets = (
+            f'<link rel="stylesheet" href="{base}/banner.css"{_NONCE}>'
+            f'<script defer src="{base}/banner.js"{_NONCE}></script>'
+        )
+        categories = "".join(
+            self._category(c, locale, t, checked=decided and c.name in allowed) for c in config.categories
+        )
+        remember = (
+            f'<fieldset class="cookie-gate__remember"><legend>{t("remember")}</legend>'
+            f'<label><input type="radio" name="remember" value="yes" checked> {t("remember_yes")}</label>'
+            f'<label><input type="radio" name="remember" value="no"> {t("remember_no")}</label></fieldset>'
+        )
+        save = f'<button type="submit" class="cookie-gate__button" name="action" value="save">{t("save")}</button>'
         privacy = ""
-        if self._config.privacy_policy_url:
-            href = escape(self._config.privacy_policy_url, quote=True)
-            privacy = f' <a class="cookie-gate__privacy" href="{href}">{escape(texts["privacy"])}</a>'
-        head = (
-            f'<div id="cookie-gate" class="cookie-gate" role="region" lang="{locale}" '
-            f'aria-label="{escape(texts["region"])}">'
-            f'<link rel="stylesheet" href="{base}/banner.css"><script defer src="{base}/banner.js"></script>'
+        if config.privacy_policy_url:
+            privacy = f' <a href="{escape(config.privacy_policy_url, quote=True)}">{t("privacy")}</a>'
+        form_open = (
             f'<form class="cookie-gate__form" method="post" action="{base}/consent">'
-            f'<p class="cookie-gate__title">{escape(texts["title"])}</p>'
-            f'<p class="cookie-gate__text">{escape(texts["text"])}{privacy}</p>'
-            '<input type="hidden" name="next" value="'
+            f'<input type="hidden" name="next" value="{_NEXT}">'
         )
-        tail = (
-            '"><div class="cookie-gate__buttons">'
-            f'<button type="submit" name="action" value="accept_all">{escape(texts["accept_all"])}</button>'
-            f'<button type="submit" name="action" value="reject_all">{escape(texts["reject_all"])}</button>'
-            "</div>"
-            f'<details class="cookie-gate__choose"><summary>{escape(texts["choose"])}</summary>'
-            f'<ul class="cookie-gate__categories">{"".join(rows)}</ul>'
-            f'<button type="submit" name="action" value="save">{escape(texts["save"])}</button>'
-            "</details></form></div>"
+        dialog = (
+            f'role="dialog" aria-modal="false" aria-labelledby="cookie-gate-title" lang="{escape(locale)}" '
+            f'dir="auto" data-mount="{base}"'
         )
-        return _ascii(head), _ascii(tail)
+        if not decided:
+            html = (
+                f'{assets}<div id="cookie-gate" class="cookie-gate" {dialog} aria-describedby="cookie-gate-text" '
+                f'data-cookie-gate="banner">{form_open}'
+                f'<h2 id="cookie-gate-title" class="cookie-gate__title">{t("title")}</h2>'
+                f'<p id="cookie-gate-text" class="cookie-gate__text">{t("text")}{privacy}</p>'
+                '<div class="cookie-gate__actions">'
+                f'<button type="submit" class="cookie-gate__button" name="action" value="accept_all">'
+                f"{t('accept_all')}</button>"
+                f'<button type="submit" class="cookie-gate__button" name="action" value="reject_all">'
+                f"{t('reject_all')}</button>"
+                f'<details class="cookie-gate__choose"><summary class="cookie-gate__button">{t("choose")}</summary>'
+                f'<div class="cookie-gate__layer"><h3 class="cookie-gate__subtitle">{t("choose_title")}</h3>'
+                f'<ul class="cookie-gate__categories">{categories}</ul>{remember}{save}</div></details>'
+                "</div></form></div>"
+            )
+        else:
+            placement = config.settings_button
+            html = (
+                f'{assets}<details id="cookie-gate-settings" data-cookie-gate="settings" '
+                f'class="cookie-gate-settings cookie-gate-settings--{placement}">'
+                f'<summary class="cookie-gate-settings__button">{t("settings")}</summary>'
+                f'<div id="cookie-gate" class="cookie-gate" {dialog}>{form_open}'
+                f'<h2 id="cookie-gate-title" class="cookie-gate__title">{t("settings_title")}</h2>'
+                f'<ul class="cookie-gate__categories">{categories}</ul>{remember}'
+                f'<div class="cookie-gate__actions">{save}'
+                '<button type="submit" class="cookie-gate__button" name="action" value="withdraw">'
+                f"{t('withdraw')}</button>"
+                f'</div><p class="cookie-gate__text"><a href="{base}/consent">{t("record")}</a>{privacy}</p>'
+                "</form></div></details>"
+            )
+        return [part.encode("ascii", "xmlcharrefreplace") for part in _SLOTS.split(html)]
+
+    def _category(self, category: Category, locale: str, t: Callable[[str], str], checked: bool) -> str:
+        def text(field: Mapping[str, str]) -> str:
+            return escape(field.get(locale) or field.get("en") or "")
+
+        ident = f"cookie-gate-c-{category.name}"
+        label = text(category.label) or escape(category.name)
+        if category.name == NECESSARY:
+            control = f'<input class="cookie-gate__switch" type="checkbox" role="switch" id="{ident}" checked disabled>'
+            label += f' <span class="cookie-gate__note">({t("always_on")})</span>'
+        else:
+            state = " checked" if checked else ""
+            control = (
+                f'<input class="cookie-gate__switch" type="checkbox" role="switch" id="{ident}" name="accept" '
+                f'value="{category.name}"{state}>'
+            )
+        names = ", ".join(escape(c) for c in category.cookies)
+        cookies = f"{names}, {t('other_cookies')}" if names else t("other_cookies")
+        facts = f"<dt>{t('cookies')}</dt><dd>{cookies}</dd>"
+        if text(category.retention):
+            facts += f"<dt>{t('retention')}</dt><dd>{text(category.retention)}</dd>"
+        if text(category.refusal):
+            facts += f"<dt>{t('refusal')}</dt><dd>{text(category.refusal)}</dd>"
+        return (
+            f'<li class="cookie-gate__category">{control}<label for="{ident}">{label}</label>'
+            f'<p class="cookie-gate__purpose">{text(category.description)}</p>'
+            f'<dl class="cookie-gate__facts">{facts}</dl></li>'
+        )
+
+
+def _nonce_attribute(nonce: str | None) -> bytes:
+    if not nonce:
+        return b""
+    return b' nonce="' + escape(nonce, quote=True).encode("ascii", "xmlcharrefreplace") + b'"'
 
 
 def _ascii(text: str) -> bytes:

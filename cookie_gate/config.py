@@ -15,13 +15,15 @@ import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from cookie_gate.consent import NECESSARY
+from cookie_gate.texts import BUILT_IN, KEYS
 
 Mode = Literal["opt-in", "opt-out"]
 UnknownCookies = Literal["allow", "block"]
+SettingsButton = Literal["bottom-left", "bottom-right", "off"]
 LOCALES = ("ko", "en")
 MIN_PREFIX_LENGTH = 3
 MIN_SECRET_LENGTH = 16
@@ -53,6 +55,8 @@ class Category:
     description: Mapping[str, str]
     cookies: tuple[str, ...] = ()
     retention: Mapping[str, str] = field(default_factory=dict)
+    #: What refusing changes for the visitor (PIPA Art. 15(2) asks for the consequences).
+    refusal: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def exact_names(self) -> tuple[str, ...]:
@@ -68,37 +72,50 @@ DEFAULT_CATEGORIES: tuple[Category, ...] = (
         NECESSARY,
         label={"en": "Strictly necessary", "ko": "필수"},
         description={
-            "en": "Needed for the site to work: security, sign-in, load balancing and remembering this choice. "
-            "They cannot be switched off.",
+            "en": "Needed for the site to work: security, sign-in, load balancing and remembering this choice.",
             "ko": "사이트가 작동하는 데 꼭 필요한 쿠키입니다. 보안, 로그인, 부하 분산과 이 선택을 기억하는 데 "
-            "쓰이며 끌 수 없습니다.",
+            "쓰입니다.",
+        },
+        refusal={
+            "en": "These cannot be refused: the site would not work without them.",
+            "ko": "이 쿠키 없이는 사이트가 작동하지 않으므로 거부할 수 없습니다.",
         },
     ),
     Category(
         "preferences",
         label={"en": "Preferences", "ko": "기능"},
         description={
-            "en": "Remember your settings, such as language or region. Refusing means choosing them again.",
-            "ko": "언어나 지역 같은 설정을 기억합니다. 거부하면 방문할 때마다 다시 선택해야 합니다.",
+            "en": "Remember your settings, such as language or region.",
+            "ko": "언어나 지역 같은 설정을 기억합니다.",
+        },
+        refusal={
+            "en": "You choose these settings again on each visit.",
+            "ko": "방문할 때마다 설정을 다시 선택해야 합니다.",
         },
     ),
     Category(
         "analytics",
         label={"en": "Analytics", "ko": "분석"},
         description={
-            "en": "Count how often people visit and which pages they use, in aggregate. "
-            "Refusing changes nothing you can see.",
-            "ko": "방문 빈도와 이용 페이지를 통계로만 집계합니다. 거부해도 이용에는 차이가 없습니다.",
+            "en": "Count how often people visit, at what times and which pages they use, as statistics only.",
+            "ko": "방문 빈도, 방문 시간과 이용 페이지를 통계로만 집계합니다.",
+        },
+        retention={"en": "13 months at most", "ko": "최대 13개월"},
+        refusal={
+            "en": "Nothing changes for you; your visits are counted without any identifier.",
+            "ko": "이용에는 차이가 없으며, 방문은 식별자 없이 집계됩니다.",
         },
     ),
     Category(
         "marketing",
         label={"en": "Marketing", "ko": "마케팅"},
         description={
-            "en": "Let advertising partners show relevant ads and measure campaigns. "
-            "Refusing means ads are not based on your visits.",
-            "ko": "광고 파트너가 관심사에 맞는 광고를 보여주고 효과를 측정합니다. "
-            "거부하면 방문 기록에 따른 맞춤 광고가 표시되지 않습니다.",
+            "en": "Let advertising partners show relevant ads and measure campaigns.",
+            "ko": "광고 파트너가 관심사에 맞는 광고를 보여주고 효과를 측정합니다.",
+        },
+        refusal={
+            "en": "You still see ads, but they are not based on your visits.",
+            "ko": "광고는 계속 표시되지만 방문 기록에 따른 맞춤 광고는 표시되지 않습니다.",
         },
     ),
 )
@@ -130,6 +147,17 @@ class Config:
     daily_visitor_hash: bool = False
     stats_flush_seconds: float = 2.0
     stats_queue_size: int = 50_000
+    default_locale: str = "en"
+    #: Banner texts by locale: the built-in ones merged with the admin's `[texts.<locale>]` tables.
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: BUILT_IN)
+    settings_button: SettingsButton = "bottom-left"
+    google_consent_mode: bool = False
+    #: Where a CSP middleware leaves the request's nonce: `scope["state"][key]` (Starlette's request.state).
+    csp_nonce_key: str = "csp_nonce"
+
+    @property
+    def locales(self) -> tuple[str, ...]:
+        return tuple(self.texts)
 
     @property
     def category_names(self) -> tuple[str, ...]:
@@ -142,6 +170,37 @@ class Config:
     @property
     def consent_lifetime_seconds(self) -> int:
         return self.consent_lifetime_days * 86400
+
+
+class Options(TypedDict, total=False):
+    """Every setting that can be passed as a keyword argument (see `Config` for meanings)."""
+
+    store: str
+    admin_token: str
+    mode: Mode
+    policy_version: str
+    consent_lifetime_days: int
+    categories: Mapping[str, Any] | Sequence[Category]
+    cookie_name: str
+    cookie_domain: str
+    mount_path: str
+    unknown_cookies: UnknownCookies
+    allowed_origins: Sequence[str]
+    privacy_policy_url: str
+    inject_banner: bool
+    max_body_bytes: int
+    statistics: bool
+    timezone: str
+    detail_retention_days: int
+    aggregate_retention_months: int
+    daily_visitor_hash: bool
+    stats_flush_seconds: float
+    stats_queue_size: int
+    default_locale: str
+    texts: Mapping[str, Mapping[str, str]]
+    settings_button: SettingsButton
+    google_consent_mode: bool
+    csp_nonce_key: str
 
 
 _SIMPLE_KEYS = {
@@ -167,6 +226,11 @@ _SIMPLE_KEYS = {
     "daily_visitor_hash",
     "stats_flush_seconds",
     "stats_queue_size",
+    "default_locale",
+    "texts",
+    "settings_button",
+    "google_consent_mode",
+    "csp_nonce_key",
 }
 _ENVIRONMENT = {
     "secret_key": "COOKIE_GATE_SECRET_KEY",
@@ -236,14 +300,36 @@ def _from_settings(settings: Mapping[str, Any]) -> Config:
             "missing: pass secret_key=... or set COOKIE_GATE_SECRET_KEY (comma-separated to rotate, newest first)",
         )
     values: dict[str, Any] = {"secret_keys": _secret_keys(settings["secret_key"])}
-    for key in _SIMPLE_KEYS - {"secret_key", "categories", "allowed_origins"}:
+    for key in _SIMPLE_KEYS - {"secret_key", "categories", "allowed_origins", "texts"}:
         if key in settings:
             values[key] = settings[key]
     if "allowed_origins" in settings:
         values["allowed_origins"] = tuple(_string_list("allowed_origins", settings["allowed_origins"]))
     if "categories" in settings:
         values["categories"] = _categories(settings["categories"])
+    if "texts" in settings:
+        values["texts"] = _merged_texts(settings["texts"])
     return _validate(Config(**values))
+
+
+def _merged_texts(value: Any) -> dict[str, dict[str, str]]:
+    """Built-in texts with the admin's on top; a new locale falls back to English key by key."""
+    if not isinstance(value, Mapping):
+        raise ConfigError("texts", "must be a table of locale = { key = text }")
+    merged = {locale: dict(texts) for locale, texts in BUILT_IN.items()}
+    for locale, overrides in value.items():
+        key = f"texts.{locale}"
+        if not isinstance(locale, str) or not re.match(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", locale):
+            raise ConfigError(key, "a locale is a language tag such as 'ja' or 'pt-BR'")
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(key, "must be a table of key = text")
+        for name, text in overrides.items():
+            if name not in KEYS:
+                raise ConfigError(f"{key}.{name}", f"unknown text (known: {', '.join(sorted(KEYS))})")
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(f"{key}.{name}", "must be a non-empty string")
+        merged[locale.lower()] = {**merged.get(locale.lower(), BUILT_IN["en"]), **overrides}
+    return merged
 
 
 def _secret_keys(value: Any) -> tuple[str, ...]:
@@ -281,7 +367,7 @@ def _texts(key: str, value: Any, default: Mapping[str, str]) -> dict[str, str]:
     return {**default, **value}
 
 
-_CATEGORY_KEYS = {"label", "description", "cookies", "retention"}
+_CATEGORY_KEYS = {"label", "description", "cookies", "retention", "refusal"}
 
 
 def _categories(value: Any) -> tuple[Category, ...]:
@@ -311,7 +397,8 @@ def _categories(value: Any) -> tuple[Category, ...]:
                     f"{key}.description", spec.get("description"), default.description if default else {}
                 ),
                 cookies=tuple(_string_list(f"{key}.cookies", spec.get("cookies", []))),
-                retention=_texts(f"{key}.retention", spec.get("retention"), {}),
+                retention=_texts(f"{key}.retention", spec.get("retention"), default.retention if default else {}),
+                refusal=_texts(f"{key}.refusal", spec.get("refusal"), default.refusal if default else {}),
             )
     else:
         raise ConfigError("categories", "must be a table of category name = settings")
@@ -364,6 +451,14 @@ def _validate(config: Config) -> Config:
         zoneinfo.ZoneInfo(config.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise ConfigError("timezone", f"{config.timezone!r} is not an IANA time zone such as 'Asia/Seoul'") from None
+    _choice("settings_button", config.settings_button, ("bottom-left", "bottom-right", "off"))
+    for key in ("google_consent_mode",):
+        if not isinstance(getattr(config, key), bool):
+            raise ConfigError(key, "must be true or false")
+    if not isinstance(config.csp_nonce_key, str) or not config.csp_nonce_key:
+        raise ConfigError("csp_nonce_key", "must be a non-empty string")
+    if config.default_locale not in config.texts:
+        raise ConfigError("default_locale", f"must be one of the banner's locales: {', '.join(config.texts)}")
     _validate_categories(config.categories)
     return config
 

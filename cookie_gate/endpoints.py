@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio.to_thread
@@ -31,6 +31,13 @@ from cookie_gate.visit import Visit, VisitResolver
 
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
 _STATIC_TYPES = {"banner.js": b"text/javascript; charset=utf-8", "banner.css": b"text/css; charset=utf-8"}
+
+
+class _Choice(NamedTuple):
+    accepted: frozenset[str]
+    action: str
+    next_path: str
+    remember: bool
 
 
 class BadRequest(Exception):
@@ -129,10 +136,10 @@ class Endpoints:
         content_type = (header(scope, b"content-type") or b"").partition(b";")[0].strip().lower()
         if content_type == b"application/json":
             is_form = False
-            accepted, action, next_path = self._parse_json(await self._body(scope, receive))
+            accepted, action, next_path, remember = self._parse_json(await self._body(scope, receive))
         elif content_type == b"application/x-www-form-urlencoded":
             is_form = True
-            accepted, action, next_path = self._parse_form(await self._body(scope, receive))
+            accepted, action, next_path, remember = self._parse_form(await self._body(scope, receive))
         else:
             raise BadRequest(415, "send application/json or application/x-www-form-urlencoded")
         if action == "withdraw":
@@ -147,7 +154,9 @@ class Endpoints:
         )
         await anyio.to_thread.run_sync(self.store.log_decision, record)
         secure = scope.get("scheme") == "https"
-        headers: RawHeaders = [(b"set-cookie", self._consent_cookie(self._codec.encode(decision), secure))]
+        # "Ask me every visit": a session cookie, so the choice ends with the browser session.
+        max_age = None if remember else -1
+        headers: RawHeaders = [(b"set-cookie", self._consent_cookie(self._codec.encode(decision), secure, max_age))]
         refused = [name for name, category in visit.sent if category not in decision.accepted]
         headers += self._expire(scope, refused, secure)
         consent = Consent(
@@ -163,7 +172,7 @@ class Endpoints:
             await respond(send, 303, headers=[(b"location", next_path.encode("utf-8")), *headers])
         else:
             history = await anyio.to_thread.run_sync(self.store.decisions, consent_id)
-            await respond_json(send, 200, self._record(consent, history), headers)
+            await respond_json(send, 200, {**self._record(consent, history), "remember": remember}, headers)
 
     async def _withdraw(self, scope: Scope, send: Send, as_form_next: str | None) -> None:
         visit = self._visit(scope)
@@ -186,8 +195,11 @@ class Endpoints:
             await respond_json(send, 200, self._record(self._visits.undecided(visit.consent.gpc), []), headers)
 
     def _consent_cookie(self, value: str, secure: bool, max_age: int | None = None) -> bytes:
+        """The consent cookie; `max_age` None is the configured lifetime, -1 a session cookie, 0 deletion."""
         age = self._config.consent_lifetime_seconds if max_age is None else max_age
-        parts = [f"{self._config.cookie_name}={value}", f"Max-Age={age}", "Path=/", "HttpOnly", "SameSite=Lax"]
+        parts = [f"{self._config.cookie_name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+        if age >= 0:
+            parts.insert(1, f"Max-Age={age}")
         if age == 0:
             parts.insert(2, "Expires=Thu, 01 Jan 1970 00:00:00 GMT")
         if self._config.cookie_domain:
@@ -251,27 +263,30 @@ class Endpoints:
             chosen.add(name)
         return frozenset(chosen)
 
-    def _parse_json(self, body: bytes) -> tuple[frozenset[str], str, str]:
+    def _parse_json(self, body: bytes) -> _Choice:
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise BadRequest(400, f"body is not valid JSON: {error}") from None
         if not isinstance(data, dict):
             raise BadRequest(400, 'body must be a JSON object like {"accept": ["analytics"]}')
-        unknown = set(data) - {"accept"}
+        unknown = set(data) - {"accept", "remember"}
         if unknown:
             raise BadRequest(400, f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
         if "accept" not in data:
             raise BadRequest(400, 'missing "accept": a list of categories, [] to reject all, or "all"')
+        remember = data.get("remember", True)
+        if not isinstance(remember, bool):
+            raise BadRequest(400, '"remember" must be true (keep the choice) or false (ask every visit)')
         accept = data["accept"]
         if accept == "all":
-            return self._optional, "accept_all", "/"
+            return _Choice(self._optional, "accept_all", "/", remember)
         if not isinstance(accept, list):
             raise BadRequest(400, '"accept" must be a list of categories or "all"')
         accepted = self._categories(accept, '"accept"')
-        return accepted, _action_for(accepted, self._optional), "/"
+        return _Choice(accepted, _action_for(accepted, self._optional), "/", remember)
 
-    def _parse_form(self, body: bytes) -> tuple[frozenset[str], str, str]:
+    def _parse_form(self, body: bytes) -> _Choice:
         try:
             fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64, errors="strict")
         except (ValueError, UnicodeDecodeError) as error:
@@ -286,13 +301,17 @@ class Endpoints:
         next_path = next_values[-1] or "/"
         if not _is_local_path(next_path):
             raise BadRequest(400, "form field next must be a local path such as /page")
+        remember_values = values.get("remember", ["yes"])
+        if remember_values[-1] not in ("yes", "no"):
+            raise BadRequest(400, "form field remember must be yes or no")
+        remember = remember_values[-1] == "yes"
         action = actions[0]
         if action == "accept_all":
-            return self._optional, action, next_path
+            return _Choice(self._optional, action, next_path, remember)
         if action in ("reject_all", "withdraw"):
-            return frozenset(), action, next_path
+            return _Choice(frozenset(), action, next_path, remember)
         accepted = self._categories(values.get("accept", []), "accept")
-        return accepted, _action_for(accepted, self._optional), next_path
+        return _Choice(accepted, _action_for(accepted, self._optional), next_path, remember)
 
     # -- static ----------------------------------------------------------------------------
 

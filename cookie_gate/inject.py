@@ -1,9 +1,14 @@
-"""Streaming insertion of the banner snippet into HTML responses.
+"""Streaming rewriting of HTML responses: snippets in, unconsented tags neutralised.
 
-The snippet's length is known before the first body byte, and it is inserted exactly
-once (before `</body>`, or at the very end when there is none), so a `Content-Length`
-can be raised at `http.response.start` and the start sent at once: nothing is held
-back but at most five bytes that might begin a `</body>` split across two chunks.
+Three edits, all made on bytes as the page streams through:
+- a head snippet (Google Consent Mode's default) right after `<head>`;
+- `<script data-cookie-category="X">` of a category the visitor has not accepted
+  becomes `type="text/plain"` and `<iframe data-cookie-category="X" src>` loses its
+  `src` (kept as `data-src`), so nothing of X runs even if banner.js never loads;
+- the banner (or the settings control) before the last `</body>`, or at the end.
+
+Nothing is buffered beyond a tag cut in two by a chunk boundary (at most 4 KiB): the
+rest of every chunk goes out as soon as it arrives.
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ import re
 
 _MARKER = b"</body"
 _MARKER_ANY_CASE = re.compile(rb"</body", re.IGNORECASE)
-_PARTIAL_MARKERS = tuple(_MARKER[:n] for n in range(len(_MARKER) - 1, 0, -1))
+_HEAD = re.compile(rb"<head(?=[\s>/])[^>]*>", re.IGNORECASE)
+_HTML = re.compile(rb"<html(?=[\s>/])[^>]*>", re.IGNORECASE)
+_DOCTYPE = re.compile(rb"<!doctype[^>]*>", re.IGNORECASE)
+_TAGGED = b"data-cookie-category"
+_TAG = re.compile(rb"<(script|iframe)(\s[^>]*)?>", re.IGNORECASE)
+_CATEGORY = re.compile(rb"""\sdata-cookie-category\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+_TYPE = re.compile(rb"""(\s)type(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'>]+)""", re.IGNORECASE)
+_SRC = re.compile(rb"(\s)src(\s*=)", re.IGNORECASE)
+MAX_HELD_TAG = 4096
 
 
 def _last_marker(chunk: bytes) -> int:
@@ -28,44 +41,82 @@ def _last_marker(chunk: bytes) -> int:
     return last
 
 
-def _partial_marker_length(chunk: bytes) -> int:
-    """Length of a tail of `chunk` that could be the start of `</body`."""
-    tail = chunk[-(len(_MARKER) - 1) :].lower()
-    for prefix in _PARTIAL_MARKERS:
-        if tail.endswith(prefix):
-            return len(prefix)
-    return 0
+def _unfinished_tag(chunk: bytes) -> int:
+    """Where a tag that the next chunk completes begins, or -1."""
+    index = chunk.rfind(b"<")
+    if index < 0 or chunk.find(b">", index) >= 0 or len(chunk) - index > MAX_HELD_TAG:
+        return -1
+    return index
 
 
-class Injector:
+class PageRewriter:
     """Per-response state: feed it each body chunk, send what it returns."""
 
-    __slots__ = ("_done", "_held", "_snippet")
+    __slots__ = ("_allowed", "_body", "_head", "_held", "growth")
 
-    def __init__(self, snippet: bytes) -> None:
-        self._snippet = snippet
+    def __init__(self, head: bytes, body: bytes, allowed: frozenset[str] | None) -> None:
+        self._head = head or None
+        self._body = body or None
+        #: Categories whose tagged elements may run; None when everything may.
+        self._allowed = allowed
         self._held = b""
-        self._done = False
+        #: How many bytes the page grows by, when that is known before seeing it: not when
+        #: tags may be neutralised, which changes the length by an amount nobody knows yet.
+        self.growth = None if allowed is not None else len(head) + len(body)
 
     def feed(self, chunk: bytes, more_body: bool) -> bytes:
-        if self._done:
-            return chunk
         if self._held:
             chunk = self._held + chunk
             self._held = b""
-        index = _last_marker(chunk)
-        if index >= 0:
-            self._done = True
-            view = memoryview(chunk)
-            return b"".join((view[:index], self._snippet, view[index:]))
-        if not more_body:
-            self._done = True
-            return chunk + self._snippet
-        keep = _partial_marker_length(chunk)
-        if keep:
-            self._held = chunk[-keep:]
-            return chunk[:-keep]
+        if more_body:
+            cut = _unfinished_tag(chunk)
+            if cut >= 0:
+                self._held = chunk[cut:]
+                chunk = chunk[:cut]
+        if self._head is not None:
+            chunk = self._insert_head(chunk, self._head)
+            self._head = None
+        if self._allowed is not None and _TAGGED in chunk:
+            chunk = _TAG.sub(self._neutralise, chunk)
+        if self._body is not None:
+            index = _last_marker(chunk)
+            if index >= 0:
+                view = memoryview(chunk)
+                chunk = b"".join((view[:index], self._body, view[index:]))
+                self._body = None
+            elif not more_body:
+                chunk += self._body
+                self._body = None
         return chunk
+
+    @staticmethod
+    def _insert_head(chunk: bytes, snippet: bytes) -> bytes:
+        """After `<head>`; a page without one gets it after `<html>` or the doctype (never before it)."""
+        for pattern in (_HEAD, _HTML, _DOCTYPE):
+            match = pattern.search(chunk)
+            if match is not None:
+                return chunk[: match.end()] + snippet + chunk[match.end() :]
+        return snippet + chunk
+
+    def _neutralise(self, match: re.Match[bytes]) -> bytes:
+        tag = match.group(0)
+        attributes = match.group(2) or b""
+        found = _CATEGORY.search(attributes)
+        if found is None:
+            return tag
+        category = (found.group(1) or found.group(2) or found.group(3) or b"").decode("latin-1").strip()
+        if self._allowed is not None and category in self._allowed:
+            return tag
+        name = match.group(1)
+        if name.lower() == b"iframe":
+            return b"<" + name + _SRC.sub(rb"\1data-src\2", attributes) + b">"
+        kind = _TYPE.search(attributes)
+        if kind is not None and kind.group(3).strip(b"\"'").lower() == b"text/plain":
+            return tag
+        if kind is not None:
+            # Keep the real type for banner.js, which restores it when the category is accepted.
+            attributes = _TYPE.sub(rb"\1data-cookie-gate-type\2\3", attributes, count=1)
+        return b"<" + name + b' type="text/plain"' + attributes + b">"
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,17 +137,6 @@ def is_injectable(content_type: bytes) -> bool:
         return False
     charset = params.lower()
     return b"utf-16" not in charset and b"utf-32" not in charset
-
-
-def raised_content_length(value: bytes, extra: int) -> bytes | None:
-    """The new Content-Length, or None when the app's value is unusable."""
-    try:
-        length = int(value.strip())
-    except ValueError:
-        return None
-    if length < 0:
-        return None
-    return str(length + extra).encode("ascii")
 
 
 def weak_etag(value: bytes) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import anyio.to_thread
 from publicsuffixlist import PublicSuffixList
@@ -20,11 +20,11 @@ from publicsuffixlist import PublicSuffixList
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
 from cookie_gate.banner import BannerRenderer, preferred_locale
 from cookie_gate.classify import CookieClassifier
-from cookie_gate.config import Config, ConfigError, Mode, UnknownCookies, load_config
-from cookie_gate.consent import ConsentCodec
+from cookie_gate.config import Config, ConfigError, Options, load_config
+from cookie_gate.consent import Consent, ConsentCodec
 from cookie_gate.cookies import DomainVariants, is_deletion, request_host, set_cookie_name
 from cookie_gate.endpoints import Endpoints
-from cookie_gate.inject import Injector, is_html, is_injectable, raised_content_length, weak_etag
+from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import StoreError, open_store
 from cookie_gate.visit import Visit, VisitResolver
@@ -69,54 +69,10 @@ class CookieGateMiddleware:
         secret_key: str | Sequence[str] | None = None,
         *,
         config: str | os.PathLike[str] | Config | Mapping[str, Any] | None = None,
-        store: str | None = None,
-        admin_token: str | None = None,
-        mode: Mode | None = None,
-        policy_version: str | None = None,
-        consent_lifetime_days: int | None = None,
-        categories: Mapping[str, Any] | None = None,
-        cookie_name: str | None = None,
-        cookie_domain: str | None = None,
-        mount_path: str | None = None,
-        unknown_cookies: UnknownCookies | None = None,
-        allowed_origins: Sequence[str] | None = None,
-        privacy_policy_url: str | None = None,
-        inject_banner: bool | None = None,
-        max_body_bytes: int | None = None,
-        statistics: bool | None = None,
-        timezone: str | None = None,
-        detail_retention_days: int | None = None,
-        aggregate_retention_months: int | None = None,
-        daily_visitor_hash: bool | None = None,
-        stats_flush_seconds: float | None = None,
-        stats_queue_size: int | None = None,
+        **options: Unpack[Options],
     ) -> None:
         self.app = app
-        self.config = settings = load_config(
-            config,
-            secret_key=secret_key,
-            store=store,
-            admin_token=admin_token,
-            mode=mode,
-            policy_version=policy_version,
-            consent_lifetime_days=consent_lifetime_days,
-            categories=categories,
-            cookie_name=cookie_name,
-            cookie_domain=cookie_domain,
-            mount_path=mount_path,
-            unknown_cookies=unknown_cookies,
-            allowed_origins=allowed_origins,
-            privacy_policy_url=privacy_policy_url,
-            inject_banner=inject_banner,
-            max_body_bytes=max_body_bytes,
-            statistics=statistics,
-            timezone=timezone,
-            detail_retention_days=detail_retention_days,
-            aggregate_retention_months=aggregate_retention_months,
-            daily_visitor_hash=daily_visitor_hash,
-            stats_flush_seconds=stats_flush_seconds,
-            stats_queue_size=stats_queue_size,
-        )
+        self.config = settings = load_config(config, secret_key=secret_key, **options)
         self.classifier = CookieClassifier(settings)
         codec = ConsentCodec(
             settings.secret_keys, policy_version=settings.policy_version, categories=settings.category_names
@@ -132,6 +88,8 @@ class CookieGateMiddleware:
         self.statistics = Statistics(settings, self.store, self.classifier.new_names) if settings.statistics else None
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
+        self._nonce_key = settings.csp_nonce_key
+        self._everything = frozenset(settings.category_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -227,32 +185,45 @@ class CookieGateMiddleware:
 
     def _responder(self, scope: Scope, send: Send) -> Send:
         request = self._enter(scope)
-        visit = request[0]
-        injector: Injector | None = None
-        may_inject = self._inject and not visit.consent.decided and scope["method"] != "HEAD"
-        if may_inject:
+        rewriter: PageRewriter | None = None
+        held: Message | None = None
+        may_rewrite = scope["method"] != "HEAD"
+        if may_rewrite:
             extensions = scope.get("extensions")
             if extensions and any(e in extensions for e in _UNBUFFERABLE_EXTENSIONS):
-                # A file sent by path cannot get the banner; have the app send bytes instead.
+                # A file sent by path cannot be rewritten; have the app send bytes instead.
                 scope["extensions"] = {k: v for k, v in extensions.items() if k not in _UNBUFFERABLE_EXTENSIONS}
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal injector
-            if injector is not None and message["type"] == "http.response.body":
-                more = message.get("more_body", False)
-                message = {**message, "body": injector.feed(message.get("body", b""), more)}
-                if not more:
-                    injector = None
+            nonlocal rewriter, held
+            if rewriter is not None:
+                if message["type"] == "http.response.body":
+                    more = message.get("more_body", False)
+                    body = rewriter.feed(message.get("body", b""), more)
+                    if held is not None:
+                        # The start waited for the first chunk: now its length can be made exact.
+                        await send(_sized(held, body, more, rewriter))
+                        held = None
+                    message = {**message, "body": body}
+                    if not more:
+                        rewriter = None
+                elif held is not None:
+                    # Something other than a body came first: send the page as the app made it.
+                    await send(held)
+                    held = rewriter = None
             elif message["type"] == "http.response.start":
-                message, injector = self._start(message, scope, request, may_inject)
+                message, rewriter = self._start(message, scope, request, may_rewrite)
+                if rewriter is not None:
+                    held = message
+                    return
             await send(message)
 
         return send_wrapper
 
     def _start(
-        self, message: Message, scope: Scope, request: _Request, may_inject: bool
-    ) -> tuple[Message, Injector | None]:
-        """Filter the response headers and decide on injection from them alone.
+        self, message: Message, scope: Scope, request: _Request, may_rewrite: bool
+    ) -> tuple[Message, PageRewriter | None]:
+        """Filter the response headers and decide on rewriting from them alone.
 
         The first pass only reads; most responses (JSON, assets, a consented visitor)
         need no change at all and go out as the very message the app sent.
@@ -298,7 +269,7 @@ class CookieGateMiddleware:
             counter_cookie = self.statistics.page_view(scope, visit, now, host, agent, referrer)
         if not (html or refused_set_cookie or visit.refused or counter_cookie):
             return message, None
-        snippet = self._snippet(scope, language) if html and may_inject else None
+        rewriter = self._rewriter(scope, visit.consent, language) if html and may_rewrite else None
         out: RawHeaders = []
         vary_seen = False
         for name, value in headers:
@@ -313,13 +284,7 @@ class CookieGateMiddleware:
                 vary_seen = True
                 if b"cookie" not in value.lower() and value.strip() != b"*":
                     value = value + b", Cookie"
-            elif snippet is not None and field == _CONTENT_LENGTH:
-                raised = raised_content_length(value, len(snippet))
-                if raised is None:
-                    snippet = None  # an unreadable length: leave the body alone rather than break it
-                else:
-                    value = raised
-            elif snippet is not None and field == _ETAG:
+            elif rewriter is not None and field == _ETAG:
                 value = weak_etag(value)
             out.append((name, value))
         if html and not vary_seen:
@@ -328,7 +293,22 @@ class CookieGateMiddleware:
             out.extend(self.visits.expiry_headers(visit, self._host(scope, host), scope.get("scheme") in _SECURE))
         if counter_cookie is not None:
             out.append((b"set-cookie", counter_cookie))
-        return {**message, "headers": out}, None if snippet is None else Injector(snippet)
+        return {**message, "headers": out}, rewriter
+
+    def _rewriter(self, scope: Scope, consent: Consent, language: bytes | None) -> PageRewriter:
+        config = self.config
+        state = scope.get("state")
+        nonce = state.get(self._nonce_key) if state else None
+        nonce = nonce if isinstance(nonce, str) else None
+        body = b""
+        if self._inject:
+            query = scope.get("query_string", b"")
+            next_path = scope["path"] + ("?" + query.decode("latin-1") if query else "")
+            locale = preferred_locale(language, config.locales, config.default_locale)
+            body = self.banner.snippet(locale, scope.get("root_path", ""), next_path, consent, nonce)
+        head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
+        blocking = None if self._everything <= consent.categories else consent.categories
+        return PageRewriter(head, body, blocking)
 
     def _refuses(self, set_cookie: bytes, allowed: frozenset[str]) -> bool:
         """Whether a Set-Cookie must be dropped; the app deleting a cookie is always let through."""
@@ -340,11 +320,6 @@ class CookieGateMiddleware:
             return request_host(raw)
         server = scope.get("server")
         return str(server[0]).lower() if server else ""
-
-    def _snippet(self, scope: Scope, language: bytes | None) -> bytes:
-        query = scope.get("query_string", b"")
-        next_path = scope["path"] + ("?" + query.decode("latin-1") if query else "")
-        return self.banner.snippet(preferred_locale(language), scope.get("root_path", ""), next_path)
 
     def _websocket_responder(self, scope: Scope, send: Send) -> Send:
         allowed = self._enter(scope)[0].consent.categories
@@ -358,3 +333,25 @@ class CookieGateMiddleware:
             await send(message)
 
         return send_wrapper
+
+
+def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:
+    """The held start with a Content-Length true to the rewritten page.
+
+    A page in one chunk gets its exact new length. A streamed page gets its old
+    length plus the snippets when nothing else changes, and no length at all (the
+    server then chunks it) when tags may be neutralised further down.
+    """
+    headers = start["headers"]
+    at = next((i for i, (name, _) in enumerate(headers) if name.lower() == b"content-length"), -1)
+    if at < 0:
+        return start
+    out = list(headers)
+    growth = rewriter.growth
+    if not more_body:
+        out[at] = (out[at][0], str(len(body)).encode("ascii"))
+    elif growth is not None and out[at][1].strip().isdigit():
+        out[at] = (out[at][0], str(int(out[at][1]) + growth).encode("ascii"))
+    else:
+        del out[at]
+    return {**start, "headers": out}

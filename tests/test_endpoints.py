@@ -290,3 +290,38 @@ async def test_banner_assets_are_cacheable(gate: GateFactory, client_for: Client
     assert again.status_code == 304 and again.content == b""
     head = await client.head(f"/_cookie_gate/{name}")
     assert head.content == b"" and head.headers["content-length"] == str(len(response.content))
+
+
+@pytest.mark.parametrize(
+    ("request_body", "content_type"),
+    [
+        (b'{"accept": ["analytics"], "remember": false}', "application/json"),
+        (b"action=save&accept=analytics&remember=no&next=%2F", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_ask_me_every_visit_keeps_the_choice_for_the_browser_session_only(
+    gate: GateFactory, client_for: Clients, request_body: bytes, content_type: str
+) -> None:
+    response = await client_for(gate(ROUTES)).post(
+        CONSENT, content=request_body, headers={"content-type": content_type}
+    )
+    assert response.status_code in (200, 303)
+    attributes = cookie_attributes(response)
+    assert not any(a.startswith(("Max-Age", "Expires")) for a in attributes)
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax"]
+
+
+@pytest.mark.parametrize(
+    ("request_body", "content_type"),
+    [
+        (b'{"accept": [], "remember": "no"}', "application/json"),
+        (b"action=reject_all&remember=maybe", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_a_bad_remember_value_is_refused(
+    gate: GateFactory, client_for: Clients, request_body: bytes, content_type: str
+) -> None:
+    response = await client_for(gate(ROUTES)).post(
+        CONSENT, content=request_body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 400 and "remember" in response.json()["error"]

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from cookie_gate.asgi import Message, Receive, Scope, Send
-from cookie_gate.inject import Injector
+from cookie_gate.inject import PageRewriter
 from tests.conftest import GateFactory, consent_cookie, http_scope, run_asgi
 
 pytestmark = pytest.mark.anyio
@@ -63,14 +63,26 @@ async def test_undecided_visitors_get_the_banner_before_the_closing_body_tag(
     assert '<input type="hidden" name="next" value="/">' in html
 
 
-async def test_decided_visitors_get_no_banner_but_the_page_still_varies_by_cookie(
+async def test_decided_visitors_get_the_settings_control_instead_of_the_banner(
     gate: GateFactory, client_for: Clients
 ) -> None:
     client = client_for(gate([Route("/", page)]))
     cookie = await consent_cookie(client, [])
     response = await client.get("/", headers={"cookie": cookie})
+    assert 'data-cookie-gate="settings"' in response.text
+    assert 'data-cookie-gate="banner"' not in response.text
+    assert response.text.index("cookie-gate-settings") < response.text.rindex("</body>")
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["vary"] == "Cookie"
+
+
+async def test_without_the_banner_the_page_is_untouched_for_a_visitor_who_accepted_everything(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate([Route("/", page)], inject_banner=False))
+    cookie = await consent_cookie(client, "all")
+    response = await client.get("/", headers={"cookie": cookie})
     assert response.text == PAGE
-    assert response.headers["etag"] == '"v1"'
     assert response.headers["vary"] == "Cookie"
 
 
@@ -202,15 +214,27 @@ async def test_a_closing_body_tag_split_across_chunks_is_found(gate: GateFactory
     tail = b"</body></html>"
     chunks = [b"<body><p>a</p>" + tail[:split], tail[split:]]
     body = body_of(await run_asgi(gate(html_app([(b"content-type", b"text/html")], chunks)), http_scope("/")))
-    assert body.startswith(b'<body><p>a</p><div id="cookie-gate"')
+    assert body.index(b'<link rel="stylesheet"') == len(b"<body><p>a</p>")
     assert body.endswith(tail)
 
 
-async def test_a_streamed_page_with_a_length_gets_an_exact_new_length(gate: GateFactory) -> None:
+async def test_a_streamed_page_whose_tags_may_change_loses_its_length(gate: GateFactory) -> None:
+    """Neutralising unconsented tags changes the length by an amount unknown at the start."""
     chunks = [b"<body>", b"<p>" * 1000, b"</bo", b"dy>"]
-    total = sum(map(len, chunks))
-    headers = [(b"content-type", b"text/html"), (b"content-length", str(total).encode())]
+    headers = [(b"content-type", b"text/html"), (b"content-length", str(sum(map(len, chunks))).encode())]
     messages = await run_asgi(gate(html_app(headers, chunks)), http_scope("/"))
+    assert header_of(messages[0], b"content-length") is None
+    assert MARKER.encode() in body_of(messages)
+
+
+async def test_a_streamed_page_gets_an_exact_new_length_when_only_snippets_change(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    chunks = [b"<body>", b"<p>" * 1000, b"</bo", b"dy>"]
+    headers = [(b"content-type", b"text/html"), (b"content-length", str(sum(map(len, chunks))).encode())]
+    app = gate(html_app(headers, chunks))
+    cookie = (await consent_cookie(client_for(app), "all")).encode()
+    messages = await run_asgi(app, http_scope("/", headers=[(b"cookie", cookie)]))
     assert int(header_of(messages[0], b"content-length") or b"0") == len(body_of(messages))
 
 
@@ -226,9 +250,9 @@ async def test_starlette_streaming_response_gets_the_banner(gate: GateFactory, c
     assert response.text.index(MARKER) > response.text.rindex("<p>row</p>")
 
 
-def test_the_injector_inserts_exactly_once() -> None:
-    injector = Injector(b"[B]")
-    out = [injector.feed(c, True) for c in (b"<body>", b"</body>", b"</body>")] + [injector.feed(b"", False)]
+def test_the_rewriter_inserts_exactly_once() -> None:
+    rewriter = PageRewriter(b"", b"[B]", None)
+    out = [rewriter.feed(c, True) for c in (b"<body>", b"</body>", b"</body>")] + [rewriter.feed(b"", False)]
     assert b"".join(out) == b"<body>[B]</body></body>"
 
 
@@ -245,3 +269,81 @@ async def test_banner_urls_and_endpoints_follow_a_mount_prefix(gate: GateFactory
     assert 'action="/shop/_cookie_gate/consent"' in html
     assert 'value="/shop/"' in html
     assert (await client.get("/shop/_cookie_gate/consent")).json()["decided"] is False
+
+
+# -- prior blocking, consent mode, CSP nonce, locales -------------------------------------------------
+
+TAGGED = (
+    b'<html><head><script data-cookie-category="analytics" src="/ga.js"></script>'
+    b"<script type='module' data-cookie-category='marketing'>track()</script>"
+    b'<script data-cookie-category="necessary">essential()</script></head>'
+    b'<body><iframe data-cookie-category="marketing" src="https://video.example/embed"></iframe></body></html>'
+)
+
+
+def tagged_app(chunks: Sequence[bytes]) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    return html_app([(b"content-type", b"text/html; charset=utf-8")], chunks)
+
+
+async def test_tags_of_unaccepted_categories_cannot_run(gate: GateFactory) -> None:
+    body = body_of(await run_asgi(gate(tagged_app([TAGGED])), http_scope("/")))
+    assert b'<script type="text/plain" data-cookie-category="analytics" src="/ga.js">' in body
+    assert b"<script type=\"text/plain\" data-cookie-gate-type='module' data-cookie-category='marketing'>" in body
+    assert b'<script data-cookie-category="necessary">essential()</script>' in body
+    assert b'<iframe data-cookie-category="marketing" data-src="https://video.example/embed">' in body
+
+
+async def test_tags_of_accepted_categories_are_left_alone(gate: GateFactory, client_for: Clients) -> None:
+    app = gate(tagged_app([TAGGED]))
+    cookie = (await consent_cookie(client_for(app), ["analytics"])).encode()
+    body = body_of(await run_asgi(app, http_scope("/", headers=[(b"cookie", cookie)])))
+    assert b'<script data-cookie-category="analytics" src="/ga.js">' in body
+    assert b'data-src="https://video.example/embed"' in body  # marketing is still refused
+
+
+@pytest.mark.parametrize("size", [1, 7, 31, 64])
+async def test_tags_split_across_chunks_are_neutralised_too(gate: GateFactory, size: int) -> None:
+    chunks = [TAGGED[i : i + size] for i in range(0, len(TAGGED), size)]
+    whole = body_of(await run_asgi(gate(tagged_app([TAGGED])), http_scope("/")))
+    streamed = body_of(await run_asgi(gate(tagged_app(chunks)), http_scope("/")))
+    assert streamed == whole
+
+
+async def test_consent_mode_defaults_are_written_right_after_head(gate: GateFactory, client_for: Clients) -> None:
+    app = gate(tagged_app([TAGGED]), google_consent_mode=True)
+    body = body_of(await run_asgi(app, http_scope("/")))
+    assert body.startswith(b"<html><head><script>window.dataLayer=window.dataLayer||[];")
+    assert b'"ad_storage":"denied"' in body and b'"analytics_storage":"denied"' in body
+    cookie = (await consent_cookie(client_for(app), ["analytics"])).encode()
+    body = body_of(await run_asgi(app, http_scope("/", headers=[(b"cookie", cookie)])))
+    assert b'"analytics_storage":"granted"' in body and b'"ad_user_data":"denied"' in body
+
+
+async def test_the_requests_csp_nonce_is_put_on_every_tag_the_gateway_adds(gate: GateFactory) -> None:
+    app = gate(tagged_app([TAGGED]), google_consent_mode=True)
+    body = body_of(await run_asgi(app, http_scope("/", state={"csp_nonce": "r4nd0m"})))
+    assert body.count(b'nonce="r4nd0m"') == 3  # consent mode, banner.css, banner.js
+    assert b" on" + b"click=" not in body and b"javascript:" not in body  # nothing inline besides the nonced script
+
+
+async def test_admins_add_locales_and_choose_the_default(gate: GateFactory, client_for: Clients) -> None:
+    texts = {"ja": {"title": "クッキーについて", "accept_all": "すべて許可"}, "en": {"title": "About cookies"}}
+    app = gate([Route("/", page)], texts=texts, default_locale="ko")
+    client = client_for(app)
+    assert "쿠키" in unescape((await client.get("/")).text)  # no Accept-Language: the site's default
+    japanese = unescape((await client.get("/", headers={"accept-language": "ja-JP,ja;q=0.9"})).text)
+    assert "クッキーについて" in japanese and "すべて許可" in japanese
+    assert "Reject all" in japanese  # keys the admin did not translate fall back to English
+    assert "About cookies" in unescape((await client.get("/", headers={"accept-language": "en"})).text)
+
+
+async def test_the_second_layer_lists_purpose_cookies_retention_and_what_refusing_changes(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    app = gate([Route("/", page)], categories={"analytics": {"cookies": ["_ga", "_ga_*"]}})
+    html = unescape((await client_for(app).get("/", headers={"accept-language": "en"})).text)
+    layer = html[html.index('class="cookie-gate__layer"') :]
+    assert 'type="checkbox" role="switch" id="cookie-gate-c-necessary" checked disabled' in layer
+    assert layer.count(" checked") == 2  # necessary, and "remember my choice": nothing else is pre-ticked
+    assert "_ga, _ga_*" in layer and "13 months at most" in layer
+    assert "If you refuse" in layer and "Ask me on every visit" in layer

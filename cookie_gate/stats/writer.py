@@ -129,7 +129,10 @@ class StatsWriter:
             self._wake.clear()
             with self._done:
                 requested = self._requested
-            self._drain()
+            try:
+                self._drain()
+            except Exception as error:  # the writer must outlive any one bad batch
+                logger.error("cookie_gate statistics batch failed: %s", type(error).__name__)
             if self._on_tick is not None:
                 try:
                     self._on_tick(time.time())

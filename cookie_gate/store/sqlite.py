@@ -93,7 +93,11 @@ class SQLiteStore(SQLStore):
             connection.rollback()
             raise
         else:
-            connection.commit()
+            try:
+                connection.commit()
+            except sqlite3.Error as error:
+                connection.rollback()
+                raise StoreError(f"SQLite store {self.path!r} could not commit: {error}") from None
         finally:
             cursor.close()
 
