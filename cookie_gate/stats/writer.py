@@ -61,13 +61,15 @@ class StatsWriter:
         self._cookie_names = cookie_names if cookie_names is not None else collections.deque()
         self._queue: collections.deque[PageView] = collections.deque()
         self._pending = StatsBatch()
+        self._last_warning = -60.0
         self._salts: dict[str, bytes] = {}
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._requested = self._completed = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.dropped = 0
+        #: Dropped since the last batch (written to the store as the "dropped" metric), and ever.
+        self.dropped = self.dropped_total = 0
         os.register_at_fork(after_in_child=self._forget_parent)
 
     # -- the request path -----------------------------------------------------------------------
@@ -78,6 +80,7 @@ class StatsWriter:
             self._queue.append(event)
         else:
             self.dropped += 1
+            self.dropped_total += 1
         if self._thread is None:
             self.start()
 
@@ -162,7 +165,10 @@ class StatsWriter:
         try:
             self._store.add_stats(self._pending)
         except StoreError as error:
-            logger.warning("cookie_gate statistics not written yet, will retry: %s", error)
+            now = time.monotonic()
+            if now - self._last_warning >= 60:  # one line a minute while the store is down, not one per batch
+                self._last_warning = now
+                logger.warning("cookie_gate statistics not written yet, will retry: %s", error)
             if self._pending.size > MAX_PENDING:
                 logger.error("cookie_gate statistics store unavailable too long; %d counters lost", self._pending.size)
                 self._pending = StatsBatch()
