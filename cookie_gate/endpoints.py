@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import anyio.to_thread
 
+from cookie_gate.admin import Dashboard
 from cookie_gate.asgi import RawHeaders, Receive, Scope, Send, header, respond, respond_error, respond_json
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.config import Config
@@ -65,6 +66,7 @@ class Endpoints:
         self._optional = frozenset(config.optional_categories)
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
         self.store = store
+        self._dashboard = Dashboard(config.admin_token, store, config.timezone) if config.admin_token else None
         self._static = {name: _load_static(name) for name in _STATIC_TYPES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:
@@ -86,6 +88,12 @@ class Endpoints:
                 await respond_error(send, error.status, error.reason)
             except StoreError:
                 await respond_error(send, 503, "the consent log is unavailable; nothing was changed, try again later")
+            return
+        if subpath == "/admin" or subpath.startswith("/admin/"):
+            if self._dashboard is None:
+                await respond_error(send, 404, "no such cookie_gate endpoint")
+            else:
+                await self._dashboard(scope, send, subpath[len("/admin") :])
             return
         name = subpath[1:]
         if name in self._static:
