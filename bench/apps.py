@@ -1,4 +1,4 @@
-"""The one Starlette app every benchmark measures, and the three stacks around it.
+"""The one Starlette app every benchmark measures, and the four stacks around it.
 
 The in-process loop and the uvicorn runs must time *the same* app, or a ratio
 would compare two programs instead of one program with and without a layer. So
@@ -21,12 +21,12 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cookie_gate import CookieGateMiddleware
 
-Stack = Literal["bare", "gate", "session"]
-STACKS: Final[tuple[Stack, ...]] = ("bare", "gate", "session")
+Stack = Literal["bare", "floor", "gate", "session"]
+STACKS: Final[tuple[Stack, ...]] = ("bare", "floor", "gate", "session")
 ROUTES: Final[tuple[str, ...]] = ("/json", "/page", "/cookies")
 #: Route -> how much slower than bare the gate may be (the product goals).
 GOALS: Final[dict[str, float]] = {"/json": 1.10, "/page": 1.25, "/cookies": 1.10}
@@ -206,28 +206,49 @@ def build_app() -> Starlette:
     )
 
 
+class Floor:
+    """Reference stack: the cheapest pure-ASGI layer that can see the response.
+
+    One extra `__call__` frame and a `send` closure that only forwards each message.
+    Any middleware that filters `Set-Cookie` must at least do this, so what the gate
+    costs above `floor` is what its own work costs; the floor itself is the price of
+    being a response-seeing layer at all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_wrapper(message: Message) -> None:
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
 def build_stack(stack: Stack, app: ASGIApp, store: str) -> ASGIApp:
     """Wrap `app` the way a user would; `store` is the gate's consent-log URL."""
     if stack == "bare":
         return app
+    if stack == "floor":
+        return Floor(app)
     if stack == "gate":
         return CookieGateMiddleware(app, secret_key=SECRET_KEY, store=store)
     return SessionMiddleware(app, secret_key=SECRET_KEY)
 
 
 def build_stacks(store_dir: str) -> dict[Stack, ASGIApp]:
-    """All three stacks around one shared app instance."""
+    """All four stacks around one shared app instance."""
     app = build_app()
     return {stack: build_stack(stack, app, f"sqlite:///{store_dir}/bench.sqlite3") for stack in STACKS}
 
 
 def create_app() -> ASGIApp:
     """uvicorn `--factory` entry point: the stack named by $COOKIE_GATE_BENCH_STACK."""
-    stack = os.environ.get(STACK_ENV, "bare")
-    if stack not in STACKS:
-        raise SystemExit(f"{STACK_ENV} must be one of {', '.join(STACKS)}, not {stack!r}")
+    name = os.environ.get(STACK_ENV, "bare")
+    chosen = next((stack for stack in STACKS if stack == name), None)
+    if chosen is None:
+        raise SystemExit(f"{STACK_ENV} must be one of {', '.join(STACKS)}, not {name!r}")
     store = os.environ.get(STORE_ENV) or f"sqlite:///{tempfile.mkdtemp(prefix='cookie-gate-bench-')}/bench.sqlite3"
-    chosen: Stack = "gate" if stack == "gate" else "session" if stack == "session" else "bare"
     return build_stack(chosen, build_app(), store)
 
 

@@ -1,4 +1,4 @@
-"""End to end: the bare and the gated app behind uvicorn, loaded over loopback.
+"""End to end: the bare, the floor and the gated app behind uvicorn, loaded over loopback.
 
 Run from the repository root::
 
@@ -13,8 +13,12 @@ Why it is built this way:
 * `wrk` generates load (Debian: `apt-get install -y wrk`): it is C, so the client is
   not the bottleneck. Without it a bounded Python asyncio keep-alive client is used,
   which is slower than the server and compresses the ratios; the report says which.
-* Both servers run for the whole benchmark but only one is loaded at a time; rounds
-  alternate bare/gate so drift hits both alike. Every load run is bounded in time and
+* `floor` is the cheapest layer that can see a response (a forwarding send wrapper),
+  so `gate - floor` is what the gate's own work costs a real server above being such
+  a layer. SessionMiddleware stays in-process only: a fourth server would push a
+  default run past three minutes.
+* All servers run for the whole benchmark but only one is loaded at a time; the order
+  rotates every round so drift hits all alike. Every load run is bounded in time and
   in requests, and only ever talks to 127.0.0.1.
 * Before loading, every route is fetched once from each server and checked (status,
   banner, Set-Cookie filtering), so a misconfigured server cannot look fast.
@@ -61,7 +65,7 @@ from bench.harness import CONSENT_BODY, CONSENT_PATH, Visitor, check_response, f
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
-E2E_STACKS: tuple[Stack, ...] = ("bare", "gate")
+E2E_STACKS: tuple[Stack, ...] = ("bare", "floor", "gate")
 #: Hard cap on requests per load run, whatever the duration, so a run always ends.
 MAX_REQUESTS_PER_RUN = 2_000_000
 
@@ -158,7 +162,7 @@ def stop_server(server: Server) -> None:
 
 @contextmanager
 def servers(work_dir: Path) -> Iterator[dict[Stack, Server]]:
-    """Run both servers for the duration of the block, and stop them however the block ends."""
+    """Run every E2E_STACKS server for the duration of the block, and stop them however the block ends."""
     started: dict[Stack, Server] = {}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -323,32 +327,40 @@ def summarise(results: dict[tuple[str, str, Stack], list[LoadResult]]) -> list[d
                     "p99_ms": round(statistics.median(r.p99_ms for r in runs), 3),
                     "rps_runs": [round(r.rps, 1) for r in runs],
                 }
-            # Time per request grows by bare_rps / gate_rps: the figure the in-process ratios compare with.
-            row["ratio"] = round(row["bare"]["rps"] / row["gate"]["rps"], 3)
+            for stack in E2E_STACKS:
+                # Time per request grows by bare_rps / stack_rps: the figure the in-process ratios compare with.
+                row[stack]["ratio"] = round(row["bare"]["rps"] / row[stack]["rps"], 3)
+                # One saturated worker: its time per request is 1 / throughput.
+                row[stack]["us_per_request"] = round(1e6 / row[stack]["rps"], 2)
+            row["ratio"] = row["gate"]["ratio"]
             row["meets_goal"] = row["ratio"] <= GOALS[route]
+            row["gate_minus_floor_us"] = round(row["gate"]["us_per_request"] - row["floor"]["us_per_request"], 2)
             rows.append(row)
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'route':<9} {'visitor':<10} {'bare req/s':>10} {'gate req/s':>10} {'gate×':>6} {'goal':>6}  {'':<4} "
-        f"{'bare p50/p99 ms':>16} {'gate p50/p99 ms':>16}"
+        f"{'route':<9} {'visitor':<10} {'bare req/s':>10} {'floor req/s':>11} {'floor×':>6} {'gate req/s':>10} "
+        f"{'gate×':>6} {'goal':>6}  {'':<4} {'gate-floor':>10}  "
+        + " ".join(f"{stack + ' p50/p99 ms':>16}" for stack in E2E_STACKS)
     ]
     for row in rows:
-        bare, gate = row["bare"], row["gate"]
+        bare, floor, gate = row["bare"], row["floor"], row["gate"]
         lines.append(
-            f"{row['route']:<9} {row['visitor']:<10} {bare['rps']:>10.0f} {gate['rps']:>10.0f} {row['ratio']:>6.2f} "
+            f"{row['route']:<9} {row['visitor']:<10} {bare['rps']:>10.0f} {floor['rps']:>11.0f} "
+            f"{floor['ratio']:>6.2f} {gate['rps']:>10.0f} {gate['ratio']:>6.2f} "
             f"{'≤' + format(row['goal'], '.2f'):>6}  {'ok' if row['meets_goal'] else 'MISS':<4} "
-            f"{bare['p50_ms']:>7.2f}/{bare['p99_ms']:<8.2f} {gate['p50_ms']:>7.2f}/{gate['p99_ms']:<8.2f}"
+            f"{row['gate_minus_floor_us']:>7.1f} µs  "
+            + " ".join(f"{row[stack]['p50_ms']:>7.2f}/{row[stack]['p99_ms']:<8.2f}" for stack in E2E_STACKS)
         )
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="bare vs gated app behind uvicorn, loaded over loopback")
+    parser = argparse.ArgumentParser(description="bare vs floor vs gated app behind uvicorn, loaded over loopback")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run (default 3)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/gate runs per cell (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per cell and stack (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unrecorded load per cell and stack")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
@@ -389,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                     for stack in E2E_STACKS:
                         load(stack, route, visitor, args.warmup)
                     for number in range(args.rounds):
-                        order = E2E_STACKS if number % 2 == 0 else E2E_STACKS[::-1]
+                        shift = number % len(E2E_STACKS)
+                        order = E2E_STACKS[shift:] + E2E_STACKS[:shift]
                         for stack in order:
                             result = load(stack, route, visitor, args.duration)
                             if result.errors or not result.requests:
@@ -417,8 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     if not to_stdout:
         print(f"end to end on loopback: {meta['server']}; load: {meta['client']}; cookie_gate {meta['cookie_gate']}")
         print(
-            f"median of {args.rounds} alternating runs x {args.duration:g} s; "
-            "gate× = bare req/s / gate req/s (time per request, gated over bare)"
+            f"median of {args.rounds} interleaved runs x {args.duration:g} s; "
+            "× = bare req/s / stack req/s (time per request over bare); gate-floor = 1e6/gate req/s - 1e6/floor req/s"
         )
         print(format_table(rows))
         print(f"took {meta['seconds']} s")

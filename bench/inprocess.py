@@ -1,4 +1,5 @@
-"""In-process overhead of the gate: the same Starlette app bare, gated and behind SessionMiddleware.
+"""In-process overhead of the gate: the same Starlette app bare, behind a do-nothing send wrapper, gated
+and behind SessionMiddleware.
 
 Run from the repository root::
 
@@ -10,6 +11,8 @@ Why it is built this way:
   timer sees the app and the middleware only. What a real server adds is in `bench.e2e`.
 * One event loop, `await app(scope, receive, send)` directly: no task per request,
   which would add the same scheduling cost to every stack and shrink the ratios.
+* `floor` is the cheapest layer that can see a response (a forwarding send wrapper),
+  so `gate - floor` is what the gate's own work costs above being such a layer.
 * Rounds are interleaved (stack order rotates each round) so a noisy neighbour or a
   frequency change hits all stacks alike; each cell reports the median round.
 * Every round is verified (one response start per request, all 200, the body bytes
@@ -130,23 +133,27 @@ def summarise(cells: list[Cell]) -> list[dict[str, Any]]:
                     "samples_us": [round(s, 3) for s in cell.samples],
                 }
             row["meets_goal"] = row["gate"]["ratio"] <= GOALS[route]
+            row["gate_minus_floor_us"] = round(row["gate"]["median_us"] - row["floor"]["median_us"], 3)
             rows.append(row)
     return rows
 
 
+def _us(cell: dict[str, Any]) -> str:
+    return f"{cell['median_us']:>6.1f} ±{cell['iqr_percent']:>3.0f}%"
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'route':<9} {'visitor':<10} {'bare µs':>12} {'gate µs':>12} {'gate×':>6} {'goal':>6}  "
-        f"{'':<4} {'session µs':>12} {'session×':>8}",
+        f"{'route':<9} {'visitor':<10} {'bare µs':>12} {'floor µs':>12} {'floor×':>6} {'gate µs':>12} {'gate×':>6} "
+        f"{'goal':>6}  {'':<4} {'gate-floor':>10} {'session µs':>12} {'session×':>8}",
     ]
     for row in rows:
-        bare, gate, session = row["bare"], row["gate"], row["session"]
+        floor, gate, session = row["floor"], row["gate"], row["session"]
         lines.append(
-            f"{row['route']:<9} {row['visitor']:<10} "
-            f"{bare['median_us']:>6.1f} ±{bare['iqr_percent']:>3.0f}% "
-            f"{gate['median_us']:>6.1f} ±{gate['iqr_percent']:>3.0f}% "
-            f"{gate['ratio']:>6.2f} {'≤' + format(row['goal'], '.2f'):>6}  {'ok' if row['meets_goal'] else 'MISS':<4} "
-            f"{session['median_us']:>6.1f} ±{session['iqr_percent']:>3.0f}% {session['ratio']:>8.2f}"
+            f"{row['route']:<9} {row['visitor']:<10} {_us(row['bare'])} {_us(floor)} {floor['ratio']:>6.2f} "
+            f"{_us(gate)} {gate['ratio']:>6.2f} {'≤' + format(row['goal'], '.2f'):>6}  "
+            f"{'ok' if row['meets_goal'] else 'MISS':<4} {row['gate_minus_floor_us']:>7.1f} µs "
+            f"{_us(session)} {session['ratio']:>8.2f}"
         )
     return "\n".join(lines)
 
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if not to_stdout:
         print(
             f"in-process, median µs/request of {args.rounds} interleaved rounds x {args.requests} requests "
-            f"(±IQR of rounds; × = stack/bare, same run)"
+            f"(±IQR of rounds; × = stack/bare, same run; gate-floor = gate µs - floor µs)"
         )
         print(f"python {meta['python']}, starlette {meta['starlette']}, cookie_gate {meta['cookie_gate']}")
         print(
