@@ -25,6 +25,9 @@ from cookie_gate.consent import NECESSARY, Consent
 _NEXT, _NONCE = "\x00N\x00", "\x00C\x00"
 _SLOTS = re.compile("\x00([NC])\x00")
 
+#: Primary language subtags written right to left: the banner gets `dir="rtl"` for them.
+RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ku", "ps", "sd", "ug", "ur", "yi"})
+
 #: Google Consent Mode v2 signals each category grants.
 CONSENT_MODE_SIGNALS: Mapping[str, tuple[str, ...]] = {
     "analytics": ("analytics_storage",),
@@ -112,21 +115,34 @@ class BannerRenderer:
             f'<label><input type="radio" name="remember" value="no"> {t("remember_no")}</label></fieldset>'
         )
         save = f'<button type="submit" class="cookie-gate__button" name="action" value="save">{t("save")}</button>'
+        # banner.js shows withdrawal in the banner once a choice was made without a reload.
+        withdraw = f'name="action" value="withdraw">{t("withdraw")}</button>'
+        withdraw_hidden = f'<button type="submit" class="cookie-gate__button" hidden {withdraw}'
+        withdraw = f'<button type="submit" class="cookie-gate__button" {withdraw}'
         privacy = ""
         if config.privacy_policy_url:
             privacy = f' <a href="{escape(config.privacy_policy_url, quote=True)}">{t("privacy")}</a>'
+        # Implicit submission (Enter on a switch or radio) clicks the form's first submit button: make
+        # that one "save what is shown" rather than "Accept all".
         form_open = (
             f'<form class="cookie-gate__form" method="post" action="{base}/consent">'
             f'<input type="hidden" name="next" value="{_NEXT}">'
+            '<button type="submit" name="action" value="save" hidden tabindex="-1" aria-hidden="true"></button>'
         )
+        language = escape(locale, quote=True)
+        direction = "rtl" if locale.partition("-")[0].lower() in RTL_LANGUAGES else "ltr"
+        state = " ".join(sorted(allowed))
+        # What banner.js needs and only the server knows: where the endpoints are, what is allowed
+        # now, and how and where to offer "Cookie settings" after a choice made without a reload.
         dialog = (
-            f'role="dialog" aria-modal="false" aria-labelledby="cookie-gate-title" lang="{escape(locale)}" '
-            f'dir="auto" data-mount="{base}"'
+            f'role="dialog" aria-modal="false" tabindex="-1" lang="{language}" dir="{direction}" '
+            f'data-mount="{base}" data-allowed="{state}" data-settings-label="{t("settings")}" '
+            f'data-settings-placement="{config.settings_button}"'
         )
         if not decided:
             html = (
-                f'{assets}<div id="cookie-gate" class="cookie-gate" {dialog} aria-describedby="cookie-gate-text" '
-                f'data-cookie-gate="banner">{form_open}'
+                f'{assets}<div id="cookie-gate" class="cookie-gate" {dialog} aria-labelledby="cookie-gate-title" '
+                f'aria-describedby="cookie-gate-text" data-cookie-gate="banner">{form_open}'
                 f'<h2 id="cookie-gate-title" class="cookie-gate__title">{t("title")}</h2>'
                 f'<p id="cookie-gate-text" class="cookie-gate__text">{t("text")}{privacy}</p>'
                 '<div class="cookie-gate__actions">'
@@ -136,22 +152,22 @@ class BannerRenderer:
                 f"{t('reject_all')}</button>"
                 f'<details class="cookie-gate__choose"><summary class="cookie-gate__button">{t("choose")}</summary>'
                 f'<div class="cookie-gate__layer"><h3 class="cookie-gate__subtitle">{t("choose_title")}</h3>'
-                f'<ul class="cookie-gate__categories">{categories}</ul>{remember}{save}</div></details>'
+                f'<ul class="cookie-gate__categories">{categories}</ul>{remember}'
+                f'<div class="cookie-gate__actions">{save}{withdraw_hidden}</div></div></details>'
                 "</div></form></div>"
             )
         else:
             placement = config.settings_button
             html = (
-                f'{assets}<details id="cookie-gate-settings" data-cookie-gate="settings" '
-                f'class="cookie-gate-settings cookie-gate-settings--{placement}">'
+                f'{assets}<details id="cookie-gate-settings" data-cookie-gate="settings" lang="{language}" '
+                f'dir="{direction}" class="cookie-gate-settings cookie-gate-settings--{placement}">'
                 f'<summary class="cookie-gate-settings__button">{t("settings")}</summary>'
-                f'<div id="cookie-gate" class="cookie-gate" {dialog}>{form_open}'
+                f'<div id="cookie-gate-panel" class="cookie-gate cookie-gate--panel" {dialog} '
+                f'aria-labelledby="cookie-gate-title">{form_open}'
                 f'<h2 id="cookie-gate-title" class="cookie-gate__title">{t("settings_title")}</h2>'
                 f'<ul class="cookie-gate__categories">{categories}</ul>{remember}'
-                f'<div class="cookie-gate__actions">{save}'
-                '<button type="submit" class="cookie-gate__button" name="action" value="withdraw">'
-                f"{t('withdraw')}</button>"
-                f'</div><p class="cookie-gate__text"><a href="{base}/consent">{t("record")}</a>{privacy}</p>'
+                f'<div class="cookie-gate__actions">{save}{withdraw}</div>'
+                f'<p class="cookie-gate__text"><a href="{base}/consent">{t("record")}</a>{privacy}</p>'
                 "</form></div></details>"
             )
         return [part.encode("ascii", "xmlcharrefreplace") for part in _SLOTS.split(html)]
@@ -160,16 +176,21 @@ class BannerRenderer:
         def text(field: Mapping[str, str]) -> str:
             return escape(field.get(locale) or field.get("en") or "")
 
-        ident = f"cookie-gate-c-{category.name}"
-        label = text(category.label) or escape(category.name)
+        name = escape(category.name, quote=True)
+        ident = f"cookie-gate-c-{name}"
+        label = text(category.label) or name
+        described = f'aria-describedby="{ident}-about"'
         if category.name == NECESSARY:
-            control = f'<input class="cookie-gate__switch" type="checkbox" role="switch" id="{ident}" checked disabled>'
+            control = (
+                f'<input class="cookie-gate__switch" type="checkbox" role="switch" id="{ident}" checked disabled '
+                f"{described}>"
+            )
             label += f' <span class="cookie-gate__note">({t("always_on")})</span>'
         else:
             state = " checked" if checked else ""
             control = (
                 f'<input class="cookie-gate__switch" type="checkbox" role="switch" id="{ident}" name="accept" '
-                f'value="{category.name}"{state}>'
+                f'value="{name}"{state} {described}>'
             )
         names = ", ".join(escape(c) for c in category.cookies)
         cookies = f"{names}, {t('other_cookies')}" if names else t("other_cookies")
@@ -180,8 +201,8 @@ class BannerRenderer:
             facts += f"<dt>{t('refusal')}</dt><dd>{text(category.refusal)}</dd>"
         return (
             f'<li class="cookie-gate__category">{control}<label for="{ident}">{label}</label>'
-            f'<p class="cookie-gate__purpose">{text(category.description)}</p>'
-            f'<dl class="cookie-gate__facts">{facts}</dl></li>'
+            f'<div id="{ident}-about" class="cookie-gate__about"><p class="cookie-gate__purpose">'
+            f'{text(category.description)}</p><dl class="cookie-gate__facts">{facts}</dl></div></li>'
         )
 
 

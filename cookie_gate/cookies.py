@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Callable, Iterable
 
 _WHITESPACE = b" \t"
 _EXPIRED = b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/"
 _MAX_ATTRIBUTE_VALUE = 1024  # RFC 6265bis: browsers ignore longer attribute values
+_MAX_AGE = re.compile(rb";[ \t]*max-age[ \t]*=([^;]*)")  # applied to the lower-cased value
+_INTEGER = re.compile(rb"-?[0-9]+")
 
 
 def cookie_segments(header: bytes) -> list[tuple[str, bytes]]:
@@ -75,16 +78,22 @@ def is_deletion(header_value: bytes) -> bool:
     (5.3 step 3). Otherwise `tracker=1; Max-Age=+0` or `Max-Age=0; Max-Age=9999`
     would pass here as a deletion and be stored by the browser.
     """
-    if b"max-age" not in header_value.lower():
+    lowered = header_value.lower()
+    at = lowered.find(b"max-age")
+    if at < 0:
         return False  # the common case, decided at C speed
+    if lowered.find(b"max-age", at + 7) < 0:
+        # One Max-Age (what frameworks write): read its value without a regex scan.
+        value = lowered[at + 7 :].partition(b";")[0].strip(_WHITESPACE)
+        if value[:1] != b"=" or lowered[:at].rstrip(_WHITESPACE)[-1:] != b";":
+            return False
+        text = value[1:].strip(_WHITESPACE)
+        return len(text) <= _MAX_ATTRIBUTE_VALUE and _INTEGER.fullmatch(text) is not None and int(text) <= 0
     max_age: bytes | None = None
-    for attribute in header_value.split(b";")[1:]:
-        key, _, value = attribute.partition(b"=")
-        if key.strip(_WHITESPACE).lower() == b"max-age":
-            text = value.strip(_WHITESPACE)
-            digits = text[1:] if text[:1] == b"-" else text
-            if digits.isdigit() and len(text) <= _MAX_ATTRIBUTE_VALUE:
-                max_age = text
+    for match in _MAX_AGE.finditer(lowered):
+        text = match.group(1).strip(_WHITESPACE)
+        if len(text) <= _MAX_ATTRIBUTE_VALUE and _INTEGER.fullmatch(text):
+            max_age = text
     return max_age is not None and int(max_age) <= 0
 
 

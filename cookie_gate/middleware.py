@@ -231,7 +231,7 @@ class CookieGateMiddleware:
         visit, now, host, language, agent, referrer = request
         headers = message.get("headers") or ()
         allowed = visit.consent.categories
-        refused_set_cookie = False
+        dropped: list[bytes] = []  # the refused Set-Cookie values, decided once
         content_type = encoding = disposition = None
         for name, value in headers:
             field = _RESPONSE_FIELDS.get(name)
@@ -242,8 +242,8 @@ class CookieGateMiddleware:
                 if field is None:
                     continue
             if field == _SET_COOKIE:
-                if not refused_set_cookie and self._refuses(value, allowed):
-                    refused_set_cookie = True
+                if self._refuses(value, allowed):
+                    dropped.append(value)
             elif field == _CONTENT_TYPE:
                 content_type = value
             elif field == _CONTENT_ENCODING:
@@ -267,7 +267,7 @@ class CookieGateMiddleware:
             and is_html(content_type)
         ):
             counter_cookie = self.statistics.page_view(scope, visit, now, host, agent, referrer)
-        if not (html or refused_set_cookie or visit.refused or counter_cookie):
+        if not (html or dropped or visit.refused or counter_cookie):
             return message, None
         rewriter = self._rewriter(scope, visit.consent, language) if html and may_rewrite else None
         out: RawHeaders = []
@@ -277,7 +277,7 @@ class CookieGateMiddleware:
             if field is None and not name.islower():
                 field = _RESPONSE_FIELDS.get(name.lower())
             if field == _SET_COOKIE:
-                if refused_set_cookie and self._refuses(value, allowed):
+                if dropped and any(value is refused for refused in dropped):
                     continue
             elif field == _VARY and html:
                 # The page differs by consent (banner or not), so shared caches must key on Cookie.
