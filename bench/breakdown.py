@@ -61,24 +61,25 @@ from cookie_gate.visit import Visit
 
 #: (label, owner, attribute, depth): what the in-place timers wrap, parents before their children.
 _TIMED: tuple[tuple[str, str, str, int], ...] = (
-    ("_responder: _enter, may_inject, send_wrapper closure", "gate", "_responder", 0),
+    ("_responder: _enter, may_rewrite, send_wrapper closure", "gate", "_responder", 0),
     ("_enter: request header pass, Cookie rebuild, state", "gate", "_enter", 1),
     ("visits.resolve (lru_cache per Cookie header)", "visits", "resolve", 2),
-    ("_start: response header passes, injection decision", "gate", "_start", 0),
-    ("_refuses (per Set-Cookie, in both passes)", "gate", "_refuses", 1),
+    ("_start: response header passes, rewriting decision", "gate", "_start", 0),
+    ("_refuses (once per Set-Cookie)", "gate", "_refuses", 1),
     ("set_cookie_name", "middleware", "set_cookie_name", 2),
     ("classifier.category (lru_cache)", "classifier", "category", 2),
     ("is_deletion (refused Set-Cookies only)", "middleware", "is_deletion", 2),
     ("is_injectable (content type)", "middleware", "is_injectable", 1),
-    ("_snippet: next path, locale, banner", "gate", "_snippet", 1),
+    ("_rewriter: next path, locale, nonce, snippets", "gate", "_rewriter", 1),
     ("preferred_locale (lru_cache)", "middleware", "preferred_locale", 2),
-    ("banner.snippet (lru_cache)", "banner", "snippet", 2),
-    ("raised_content_length", "middleware", "raised_content_length", 1),
+    ("banner.snippet (parts cached, next spliced in)", "banner", "snippet", 2),
     ("weak_etag", "middleware", "weak_etag", 1),
     ("_host: Host header -> host name", "gate", "_host", 1),
     ("request_host", "middleware", "request_host", 2),
     ("visits.expiry_headers (cached per visit)", "visits", "expiry_headers", 1),
-    ("Injector.feed: find </body>, copy body + banner", "injector", "feed", 0),
+    ("statistics.page_view (request-path recording)", "statistics", "page_view", 1),
+    ("PageRewriter.feed: find </body>, copy body + banner", "rewriter", "feed", 0),
+    ("_sized: Content-Length of the held start", "middleware", "_sized", 0),
 )
 #: Methods the ablation replaces with stand-ins, and the leading parameters the stand-ins rely on:
 #: `_enter(scope)` is replayed (its result, a tuple starting with the Visit, is precomputed);
@@ -92,7 +93,8 @@ _OWNER_NAMES = {
     "classifier": "CookieGateMiddleware.classifier (CookieClassifier)",
     "banner": "CookieGateMiddleware.banner (BannerRenderer)",
     "middleware": "cookie_gate.middleware",
-    "injector": "cookie_gate.inject.Injector",
+    "statistics": "CookieGateMiddleware.statistics (Statistics)",
+    "rewriter": "cookie_gate.inject.PageRewriter",
 }
 
 #: Stands for "no such attribute" (None could be a real value).
@@ -165,7 +167,8 @@ def _owners(gate: CookieGateMiddleware) -> dict[str, Any]:
         "classifier": getattr(gate, "classifier", _MISSING),
         "banner": getattr(gate, "banner", _MISSING),
         "middleware": cookie_gate.middleware,
-        "injector": getattr(cookie_gate.inject, "Injector", _MISSING),
+        "statistics": getattr(gate, "statistics", _MISSING),
+        "rewriter": getattr(cookie_gate.inject, "PageRewriter", _MISSING),
     }
 
 
@@ -392,7 +395,7 @@ async def report(
         overhead = times["gate"] - times["bare"]
         floor = times["floor"] - times["bare"]
         ablated = {
-            "_start (response headers), and the Injector.feed it arms": times["gate"] - times["gate without _start"],
+            "_start (response headers), and the PageRewriter it arms": times["gate"] - times["gate without _start"],
             "_enter (request headers, consent lookup, state)": times["gate"] - times["gate without _enter"],
             "what is left: __call__ routing, _responder, send_wrapper frames": times["gate without both"]
             - times["bare"],
