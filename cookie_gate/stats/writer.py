@@ -144,8 +144,10 @@ class StatsWriter:
             with self._done:
                 self._completed = max(self._completed, requested)
                 self._done.notify_all()
-            if self._stopping:
-                return
+                # Stop only once every flush asked for has had its own round: a stop() that
+                # arrived during this round still gets the final flush it waits for.
+                if self._stopping and self._completed >= self._requested:
+                    return
 
     # -- the writer thread --------------------------------------------------------------------
 
@@ -177,47 +179,55 @@ class StatsWriter:
 
     def _aggregate(self) -> StatsBatch:
         batch = StatsBatch()
-        hourly, daily, detail = batch.hourly, batch.daily, batch.detail
-        add = batch.add
-        classify = self._agents.classify
         queue = self._queue
         for _ in range(len(queue)):
-            at, path, host, agent, referrer, client, start, consented = queue.popleft()
-            moment = self._clock.at(at)
-            hour, day = moment.hour_key, moment.day_key
-            user_agent = agent.decode("latin-1") if agent else ""
-            kind = classify(user_agent)
-            if kind.bot is not None:
-                add(hourly, (hour, "bots"))
-                add(daily, (day, "bot", kind.bot))
-                continue
-            add(hourly, (hour, "pageviews"))
-            add(daily, (day, "browser", kind.browser))
-            add(daily, (day, "os", kind.os))
-            add(daily, (day, "device", kind.device))
-            add(detail, (day, "path", path[:MAX_PATH]))
-            own_host = request_host(host) if host else ""
-            source = _referrer_host(referrer)
-            if source != own_host:
-                add(hourly, (hour, "entries"))
-                if source:
-                    add(detail, (day, "referrer", source))
-            if consented:
-                add(hourly, (hour, "analytics_pageviews"))
-            if start is not None:
-                add(hourly, (hour, "visits"))
-                add(hourly, (hour, "visits_new" if start.days_since_last is None else "visits_returning"))
-                add(daily, (day, "visit_number", str(min(start.number, VISIT_NUMBER_CAP))))
-                gap = "new" if start.days_since_last is None else str(min(start.days_since_last, GAP_CAP))
-                add(daily, (day, "days_since_last", gap))
-                add(daily, (day, "week_rank", str(start.week_rank)))
-                add(daily, (day, "month_rank", str(start.month_rank)))
-            if client is not None and self._daily_hash:
-                salt = self._salt(day)
-                if salt is not None:
-                    key = hmac.new(salt, b"\0".join((host or b"", client.encode(), agent or b"")), "sha256")
-                    batch.visitors.append((day, hour, key.digest()[:16], moment.minute))
+            event = queue.popleft()
+            try:
+                self._count(event, batch)
+            except Exception as error:  # one bad event costs only itself, never the batch behind it
+                batch.add(batch.hourly, (self._clock.at(time.time()).hour_key, "failed"))
+                logger.error("cookie_gate could not count a page view: %s", type(error).__name__)
         return batch
+
+    def _count(self, event: PageView, batch: StatsBatch) -> None:
+        """Add one page view to the batch; the event (with its IP and User-Agent) is dropped after."""
+        hourly, daily, detail = batch.hourly, batch.daily, batch.detail
+        add = batch.add
+        at, path, host, agent, referrer, client, start, consented = event
+        moment = self._clock.at(at)
+        hour, day = moment.hour_key, moment.day_key
+        user_agent = agent.decode("latin-1") if agent else ""
+        kind = self._agents.classify(user_agent)
+        if kind.bot is not None:
+            add(hourly, (hour, "bots"))
+            add(daily, (day, "bot", kind.bot))
+            return
+        add(hourly, (hour, "pageviews"))
+        add(daily, (day, "browser", kind.browser))
+        add(daily, (day, "os", kind.os))
+        add(daily, (day, "device", kind.device))
+        add(detail, (day, "path", path[:MAX_PATH]))
+        own_host = request_host(host) if host else ""
+        source = _referrer_host(referrer)
+        if source != own_host:
+            add(hourly, (hour, "entries"))
+            if source:
+                add(detail, (day, "referrer", source))
+        if consented:
+            add(hourly, (hour, "analytics_pageviews"))
+        if start is not None:
+            add(hourly, (hour, "visits"))
+            add(hourly, (hour, "visits_new" if start.days_since_last is None else "visits_returning"))
+            add(daily, (day, "visit_number", str(min(start.number, VISIT_NUMBER_CAP))))
+            gap = "new" if start.days_since_last is None else str(min(start.days_since_last, GAP_CAP))
+            add(daily, (day, "days_since_last", gap))
+            add(daily, (day, "week_rank", str(start.week_rank)))
+            add(daily, (day, "month_rank", str(start.month_rank)))
+        if client is not None and self._daily_hash:
+            salt = self._salt(day)
+            if salt is not None:
+                key = hmac.new(salt, b"\0".join((host or b"", client.encode(), agent or b"")), "sha256")
+                batch.visitors.append((day, hour, key.digest()[:16], moment.minute))
 
     def _salt(self, day: str) -> bytes | None:
         salt = self._salts.get(day)

@@ -10,6 +10,7 @@ data is gone from both files.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,9 @@ CREATE TABLE IF NOT EXISTS cookie_gate_visitor_day (
 """
 
 
+_OPEN_TIMEOUT = 30.0
+
+
 def sqlite_path(url: str) -> str:
     """`sqlite:///relative.db` is relative to the working directory, `sqlite:////abs.db` absolute."""
     parts = urlsplit(url)
@@ -67,15 +71,30 @@ class SQLiteStore(SQLStore):
         return cls(sqlite_path(url))
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA secure_delete=ON")
-            connection.executescript(_SCHEMA)
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot open SQLite store {self.path!r}: {error}") from None
-        return connection
+        # Switching a fresh file to WAL answers "database is locked" at once, whatever the
+        # busy timeout, while another process does the same: so retry for a while.
+        deadline = time.monotonic() + _OPEN_TIMEOUT
+        pause = 0.01
+        while True:
+            connection = None
+            try:
+                connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute("PRAGMA secure_delete=ON")
+                connection.executescript(_SCHEMA)
+                return connection
+            except sqlite3.OperationalError as error:
+                if connection is not None:
+                    connection.close()
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open SQLite store {self.path!r}: {error}") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+            except sqlite3.Error as error:
+                if connection is not None:
+                    connection.close()
+                raise StoreError(f"cannot open SQLite store {self.path!r}: {error}") from None
 
     @contextmanager
     def _transaction(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:

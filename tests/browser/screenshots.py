@@ -1,0 +1,63 @@
+"""Screenshots of both banner layers, Korean and English, light and dark, for the README.
+
+    python -m tests.browser.screenshots [OUTPUT_DIR]     # default: docs/screenshots
+
+Serves the demo shop like the browser tests do and writes eight 800x500 PNGs named
+`banner-<layer>-<locale>-<scheme>.png`; the test suite runs it into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.browser.support import CHROMIUM, LAUNCH_ARGS, ROOT, VIEWPORT, DemoServer
+
+LOCALES = {"en": "en-US", "ko": "ko-KR"}
+SCHEMES: tuple[Literal["light", "dark"], ...] = ("light", "dark")
+LAYERS = ("first", "second")
+
+
+def take(browser: Browser, url: str, output: Path) -> list[Path]:
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    for locale, language in LOCALES.items():
+        for scheme in SCHEMES:
+            context = browser.new_context(viewport=VIEWPORT, locale=language, color_scheme=scheme)
+            try:
+                page = context.new_page()
+                page.goto(url + "/")
+                for layer in LAYERS:
+                    if layer == "second":
+                        page.locator("#cookie-gate summary").click()
+                        page.locator("#cookie-gate .cookie-gate__layer").wait_for()
+                    page.mouse.move(0, 0)  # no hover effect in the picture
+                    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+                    path = output / f"banner-{layer}-{locale}-{scheme}.png"
+                    page.screenshot(path=str(path), animations="disabled")
+                    written.append(path)
+            finally:
+                context.close()
+    return written
+
+
+def main(argv: list[str]) -> int:
+    output = Path(argv[0]) if argv else ROOT / "docs" / "screenshots"
+    with tempfile.TemporaryDirectory() as store, DemoServer(Path(store) / "cookie_gate.sqlite3") as server:
+        server.wait_ready()
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            try:
+                for path in take(browser, server.url, output):
+                    print(f"{path} ({path.stat().st_size // 1024} KiB)")
+            finally:
+                browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,26 @@
+"""The README's screenshots can be made: both layers, both languages, light and dark."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.browser.screenshots import LAYERS, LOCALES, SCHEMES, take
+from tests.browser.support import VIEWPORT, DemoServer
+
+pytestmark = pytest.mark.browser
+
+
+def test_screenshots_of_both_layers_in_both_languages_light_and_dark(
+    browser: Browser, demo: DemoServer, tmp_path: Path
+) -> None:
+    written = take(browser, demo.url, tmp_path)
+    assert len(written) == len(LAYERS) * len(LOCALES) * len(SCHEMES)
+    for path in written:
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", data[16:24]) == (VIEWPORT["width"], VIEWPORT["height"])
+        assert len(data) < 100_000, f"{path.name} is {len(data)} bytes"
