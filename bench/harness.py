@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Scope
 
 from bench.apps import APP_COOKIES, BANNER_MARKER, BROWSER_HEADERS, GA_COOKIE, HOST, Stack
 from cookie_gate import CookieGateMiddleware
+from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
 
 RawHeaders = list[tuple[bytes, bytes]]
 CONSENT_PATH = "/_cookie_gate/consent"
@@ -162,7 +163,11 @@ async def make_visitors(stacks: dict[Stack, ASGIApp]) -> tuple[Visitor, Visitor]
     if answer.status != 200:
         raise RuntimeError(f"consent POST answered {answer.status}: {answer.body[:200]!r}")
     consent = first_cookie(answer.header_values(b"set-cookie"), gate.config.cookie_name)
-    return undecided, Visitor("consented", f"{undecided.cookie}; {consent}")
+    # A returning visitor also sends back the visit counter its first page view set, as a browser
+    # would; without it every request would be a first visit and sign a new counter.
+    first_view = await call(gate, make_scope("/page", Visitor("x", f"{undecided.cookie}; {consent}").headers))
+    counter = first_cookie(first_view.header_values(b"set-cookie"), COUNTER_COOKIE)
+    return undecided, Visitor("consented", f"{undecided.cookie}; {consent}; {counter}")
 
 
 def _kept_names(set_cookies: Iterable[bytes]) -> list[str]:
@@ -217,3 +222,23 @@ def check_response(
         problems.append("_ga expired" if expires_ga else "refused _ga not expired")
     if problems:
         raise RuntimeError(f"{where}: " + "; ".join(problems))
+
+
+async def as_browser(app: ASGIApp, route: str, visitor: Visitor) -> RawHeaders:
+    """The visitor's headers after one untimed request, with the visit counter it was given.
+
+    A browser stores the counter cookie each time the gate rewrites it (at most once a
+    minute, to keep the 30-minute visit rule exact); replaying a stale one would make
+    every timed request rewrite and sign it, which no real visitor causes.
+    """
+    headers = visitor.headers
+    answer = await call(app, make_scope(route, headers))
+    fresh = [
+        v.split(b";")[0] for v in answer.header_values(b"set-cookie") if v.startswith(COUNTER_COOKIE.encode() + b"=")
+    ]
+    if not fresh:
+        return headers
+    kept = [
+        c for c in visitor.cookie.encode("latin-1").split(b"; ") if not c.startswith(COUNTER_COOKIE.encode() + b"=")
+    ]
+    return [(n, v) for n, v in headers if n != b"cookie"] + [(b"cookie", b"; ".join([*kept, fresh[0]]))]

@@ -37,7 +37,7 @@ import starlette
 
 import cookie_gate
 from bench.apps import GOALS, ROUTES, STACKS, Stack, build_stacks, cookie_categories, revision
-from bench.harness import Sink, Visitor, call, check_response, make_scope, make_visitors, receive
+from bench.harness import Sink, Visitor, as_browser, call, check_response, make_scope, make_visitors, receive
 from cookie_gate import CookieGateMiddleware
 
 WARMUP_REQUESTS = 500
@@ -68,7 +68,11 @@ class Cell:
 
 async def run_round(cell: Cell, app: Any, requests: int) -> float:
     """Time `requests` calls of `app`; return µs per request. Scopes are built before the clock starts."""
-    headers = cell.visitor.headers
+    headers = (
+        await as_browser(app, cell.route, cell.visitor)
+        if isinstance(app, CookieGateMiddleware)
+        else cell.visitor.headers
+    )
     scopes = [make_scope(cell.route, headers) for _ in range(requests)]
     sink = Sink()
     gc.collect()

@@ -152,6 +152,9 @@ class Config:
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: BUILT_IN)
     settings_button: SettingsButton = "bottom-left"
     google_consent_mode: bool = False
+    #: Rewrite `<script>`/`<iframe data-cookie-category>` of unaccepted categories so they cannot run.
+    #: It costs a scan of every page (about 4 µs per 20 KB); a site that tags nothing can switch it off.
+    prior_blocking: bool = True
     #: Where a CSP middleware leaves the request's nonce: `scope["state"][key]` (Starlette's request.state).
     csp_nonce_key: str = "csp_nonce"
 
@@ -200,6 +203,7 @@ class Options(TypedDict, total=False):
     texts: Mapping[str, Mapping[str, str]]
     settings_button: SettingsButton
     google_consent_mode: bool
+    prior_blocking: bool
     csp_nonce_key: str
 
 
@@ -230,6 +234,7 @@ _SIMPLE_KEYS = {
     "texts",
     "settings_button",
     "google_consent_mode",
+    "prior_blocking",
     "csp_nonce_key",
 }
 _ENVIRONMENT = {
@@ -452,7 +457,7 @@ def _validate(config: Config) -> Config:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise ConfigError("timezone", f"{config.timezone!r} is not an IANA time zone such as 'Asia/Seoul'") from None
     _choice("settings_button", config.settings_button, ("bottom-left", "bottom-right", "off"))
-    for key in ("google_consent_mode",):
+    for key in ("google_consent_mode", "prior_blocking"):
         if not isinstance(getattr(config, key), bool):
             raise ConfigError(key, "must be true or false")
     if not isinstance(config.csp_nonce_key, str) or not config.csp_nonce_key:

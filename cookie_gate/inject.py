@@ -52,7 +52,7 @@ def _unfinished_tag(chunk: bytes) -> int:
 class PageRewriter:
     """Per-response state: feed it each body chunk, send what it returns."""
 
-    __slots__ = ("_allowed", "_body", "_head", "_held", "growth")
+    __slots__ = ("_allowed", "_body", "_head", "_held", "growth", "length_at")
 
     def __init__(self, head: bytes, body: bytes, allowed: frozenset[str] | None) -> None:
         self._head = head or None
@@ -63,6 +63,8 @@ class PageRewriter:
         #: How many bytes the page grows by, when that is known before seeing it: not when
         #: tags may be neutralised, which changes the length by an amount nobody knows yet.
         self.growth = None if allowed is not None else len(head) + len(body)
+        #: Where the response's Content-Length sits in its (rewritten) headers; -1 for none.
+        self.length_at = -1
 
     def feed(self, chunk: bytes, more_body: bool) -> bytes:
         if self._held:

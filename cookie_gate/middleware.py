@@ -9,6 +9,7 @@ and stream the banner into HTML for undecided visitors. No message is ever held.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from cookie_gate.visit import Visit, VisitResolver
 
 #: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
+_cached_host = functools.lru_cache(maxsize=256)(request_host)
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
 # Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
@@ -89,6 +91,7 @@ class CookieGateMiddleware:
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
         self._nonce_key = settings.csp_nonce_key
+        self._prior_blocking = settings.prior_blocking
         self._everything = frozenset(settings.category_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -169,7 +172,7 @@ class CookieGateMiddleware:
             # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1.
             rebuilt = [(n, v) for n, v in headers if n.lower() != b"cookie"]
         elif visit.refused:
-            rebuilt = [(n, v) for n, v in headers if v is not cookie or n is not cookie_name]
+            rebuilt = [pair for pair in headers if pair[1] is not cookie or pair[0] is not cookie_name]
         else:
             rebuilt = None
         if rebuilt is not None:
@@ -286,6 +289,8 @@ class CookieGateMiddleware:
                     value = value + b", Cookie"
             elif rewriter is not None and field == _ETAG:
                 value = weak_etag(value)
+            elif rewriter is not None and field == _CONTENT_LENGTH:
+                rewriter.length_at = len(out)
             out.append((name, value))
         if html and not vary_seen:
             out.append((b"vary", b"Cookie"))
@@ -307,7 +312,7 @@ class CookieGateMiddleware:
             locale = preferred_locale(language, config.locales, config.default_locale)
             body = self.banner.snippet(locale, scope.get("root_path", ""), next_path, consent, nonce)
         head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
-        blocking = None if self._everything <= consent.categories else consent.categories
+        blocking = None if not self._prior_blocking or self._everything <= consent.categories else consent.categories
         return PageRewriter(head, body, blocking)
 
     def _refuses(self, set_cookie: bytes, allowed: frozenset[str]) -> bool:
@@ -317,7 +322,7 @@ class CookieGateMiddleware:
     @staticmethod
     def _host(scope: Scope, raw: bytes | None) -> str:
         if raw is not None:
-            return request_host(raw)
+            return _cached_host(raw)
         server = scope.get("server")
         return str(server[0]).lower() if server else ""
 
@@ -340,18 +345,19 @@ def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter)
 
     A page in one chunk gets its exact new length. A streamed page gets its old
     length plus the snippets when nothing else changes, and no length at all (the
-    server then chunks it) when tags may be neutralised further down.
+    server then chunks it) when tags may be neutralised further down. The headers
+    list is the gateway's own copy (built in `_start`), so it is edited in place.
     """
-    headers = start["headers"]
-    at = next((i for i, (name, _) in enumerate(headers) if name.lower() == b"content-length"), -1)
+    at = rewriter.length_at
     if at < 0:
         return start
-    out = list(headers)
+    headers = start["headers"]
+    name, value = headers[at]
     growth = rewriter.growth
     if not more_body:
-        out[at] = (out[at][0], str(len(body)).encode("ascii"))
-    elif growth is not None and out[at][1].strip().isdigit():
-        out[at] = (out[at][0], str(int(out[at][1]) + growth).encode("ascii"))
+        headers[at] = (name, str(len(body)).encode("ascii"))
+    elif growth is not None and value.strip().isdigit():
+        headers[at] = (name, str(int(value) + growth).encode("ascii"))
     else:
-        del out[at]
-    return {**start, "headers": out}
+        del headers[at]
+    return start

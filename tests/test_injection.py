@@ -347,3 +347,9 @@ async def test_the_second_layer_lists_purpose_cookies_retention_and_what_refusin
     assert layer.count(" checked") == 2  # necessary, and "remember my choice": nothing else is pre-ticked
     assert "_ga, _ga_*" in layer and "13 months at most" in layer
     assert "If you refuse" in layer and "Ask me on every visit" in layer
+
+
+async def test_prior_blocking_can_be_switched_off_by_a_site_that_tags_nothing(gate: GateFactory) -> None:
+    body = body_of(await run_asgi(gate(tagged_app([TAGGED]), prior_blocking=False), http_scope("/")))
+    assert b'<script data-cookie-category="analytics" src="/ga.js">' in body
+    assert MARKER.encode() in body  # the banner is still there
