@@ -227,6 +227,19 @@ def lua_script(path: str, visitor: Visitor) -> str:
         if name == "connection":
             continue  # wrk keeps connections alive itself
         lines.append(f"wrk.headers[{_lua_string(name.title())}] = {_lua_string(value)}")
+    # Like a browser, keep the visit counter the gate sets (at most once a minute); replaying a
+    # stale one would make every request a counter rewrite that no real visitor causes.
+    lines.append(
+        "request = function() return wrk.format() end\n"
+        "response = function(status, headers, body)\n"
+        '  local set = headers["Set-Cookie"] or headers["set-cookie"]\n'
+        "  if set == nil then return end\n"
+        '  local counter = string.match(set, "^(cookie_gate_visits=[^;]*)")\n'
+        "  if counter == nil then return end\n"
+        '  local kept = string.gsub(wrk.headers["Cookie"] or "", "; cookie_gate_visits=[^;]*", "")\n'
+        '  wrk.headers["Cookie"] = kept .. "; " .. counter\n'
+        "end"
+    )
     lines.append(
         "done = function(summary, latency, requests)\n"
         "  local e = summary.errors\n"

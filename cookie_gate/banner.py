@@ -69,19 +69,10 @@ class BannerRenderer:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._parts = functools.lru_cache(maxsize=256)(self._render)
-        # Without a nonce the markup depends only on these, and the same pages come up again and again.
-        self._cached = functools.lru_cache(maxsize=2048)(self._assemble)
 
     def snippet(self, locale: str, url_prefix: str, next_path: str, consent: Consent, nonce: str | None) -> bytes:
         """The markup for one page: the banner, or the settings control of a decided visitor."""
-        if nonce:
-            return self._assemble(locale, url_prefix, next_path, consent.decided, consent.categories, nonce)
-        return self._cached(locale, url_prefix, next_path, consent.decided, consent.categories, None)
-
-    def _assemble(
-        self, locale: str, url_prefix: str, next_path: str, decided: bool, allowed: frozenset[str], nonce: str | None
-    ) -> bytes:
-        parts = self._parts(locale, url_prefix, decided, allowed)
+        parts = self._parts(locale, url_prefix, consent.decided, consent.categories)
         values = {"N": _ascii(escape(next_path, quote=True)), "C": _nonce_attribute(nonce)}
         return b"".join(values[p.decode()] if i % 2 else p for i, p in enumerate(parts))
 

@@ -92,6 +92,7 @@ class CookieGateMiddleware:
         self._inject = settings.inject_banner
         self._nonce_key = settings.csp_nonce_key
         self._prior_blocking = settings.prior_blocking
+        self._cached_snippets = functools.lru_cache(maxsize=2048)(self._snippets)
         self._everything = frozenset(settings.category_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -234,7 +235,7 @@ class CookieGateMiddleware:
         visit, now, host, language, agent, referrer = request
         headers = message.get("headers") or ()
         allowed = visit.consent.categories
-        dropped: list[bytes] = []  # the refused Set-Cookie values, decided once
+        dropped: set[int] = set()  # ids of the refused Set-Cookie values (alive in `headers`), decided once
         content_type = encoding = disposition = None
         for name, value in headers:
             field = _RESPONSE_FIELDS.get(name)
@@ -246,7 +247,7 @@ class CookieGateMiddleware:
                     continue
             if field == _SET_COOKIE:
                 if self._refuses(value, allowed):
-                    dropped.append(value)
+                    dropped.add(id(value))
             elif field == _CONTENT_TYPE:
                 content_type = value
             elif field == _CONTENT_ENCODING:
@@ -280,7 +281,7 @@ class CookieGateMiddleware:
             if field is None and not name.islower():
                 field = _RESPONSE_FIELDS.get(name.lower())
             if field == _SET_COOKIE:
-                if dropped and any(value is refused for refused in dropped):
+                if dropped and id(value) in dropped:
                     continue
             elif field == _VARY and html:
                 # The page differs by consent (banner or not), so shared caches must key on Cookie.
@@ -301,19 +302,37 @@ class CookieGateMiddleware:
         return {**message, "headers": out}, rewriter
 
     def _rewriter(self, scope: Scope, consent: Consent, language: bytes | None) -> PageRewriter:
-        config = self.config
         state = scope.get("state")
         nonce = state.get(self._nonce_key) if state else None
-        nonce = nonce if isinstance(nonce, str) else None
-        body = b""
-        if self._inject:
-            query = scope.get("query_string", b"")
-            next_path = scope["path"] + ("?" + query.decode("latin-1") if query else "")
-            locale = preferred_locale(language, config.locales, config.default_locale)
-            body = self.banner.snippet(locale, scope.get("root_path", ""), next_path, consent, nonce)
-        head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
+        root, path, query = scope.get("root_path", ""), scope["path"], scope.get("query_string", b"")
+        if isinstance(nonce, str) and nonce:
+            head, body = self._snippets(language, root, path, query, consent.decided, consent.categories, nonce)
+        else:
+            # Without a nonce the snippets depend only on these, and the same pages come up again and again.
+            head, body = self._cached_snippets(language, root, path, query, consent.decided, consent.categories)
         blocking = None if not self._prior_blocking or self._everything <= consent.categories else consent.categories
         return PageRewriter(head, body, blocking)
+
+    def _snippets(
+        self,
+        language: bytes | None,
+        root: str,
+        path: str,
+        query: bytes,
+        decided: bool,
+        allowed: frozenset[str],
+        nonce: str | None = None,
+    ) -> tuple[bytes, bytes]:
+        """The head snippet (Consent Mode) and the body snippet (banner or settings control)."""
+        config = self.config
+        consent = Consent(allowed, decided=decided)
+        body = b""
+        if self._inject:
+            next_path = path + ("?" + query.decode("latin-1") if query else "")
+            locale = preferred_locale(language, config.locales, config.default_locale)
+            body = self.banner.snippet(locale, root, next_path, consent, nonce)
+        head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
+        return head, body
 
     def _refuses(self, set_cookie: bytes, allowed: frozenset[str]) -> bool:
         """Whether a Set-Cookie must be dropped; the app deleting a cookie is always let through."""

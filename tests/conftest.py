@@ -6,9 +6,13 @@ streaming goes through `run_asgi`, which records every message the app sends.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -30,6 +34,37 @@ def anyio_backend() -> str:
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cookie_gate.sqlite3'}"
+
+
+POSTGRES_URL = os.environ.get("COOKIE_GATE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    url: str  # connects straight into the private schema
+    schema: str
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    """A private schema on the real PostgreSQL server, dropped afterwards.
+
+    Never a mock. Without a server the test skips on a laptop, but in CI (the `CI`
+    environment variable is set) a missing server is a failure.
+    """
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs PostgreSQL at {POSTGRES_URL}: {error}")
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} (set COOKIE_GATE_TEST_POSTGRES): {error}")
+    schema = f"cookie_gate_test_{secrets.token_hex(4)}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield Postgres(f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}", schema)
+    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    admin.close()
 
 
 GateFactory = Callable[..., CookieGateMiddleware]

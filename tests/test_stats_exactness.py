@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import functools
 import os
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -42,10 +40,9 @@ from cookie_gate.stats.writer import PageView, StatsWriter
 from cookie_gate.store import open_store
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
-from tests.conftest import SECRET, GateFactory, consent_cookie, set_cookies
+from tests.conftest import SECRET, GateFactory, Postgres, consent_cookie, set_cookies
 
 REPO = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get("COOKIE_GATE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 SEOUL = SiteClock("Asia/Seoul")
 UTC_CLOCK = SiteClock("UTC")
 CHROME = (
@@ -60,30 +57,6 @@ BROWSER_OF = {CHROME: "Chrome", FIREFOX: "Firefox", IPHONE: "Mobile Safari"}
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Postgres:
-    url: str  # connects straight into the private schema
-    schema: str
-
-
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    """A private schema on the real server, dropped afterwards (as in test_store.py)."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL at {POSTGRES_URL}: {error}")
-        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} (set COOKIE_GATE_TEST_POSTGRES): {error}")
-    schema = f"cookie_gate_test_{secrets.token_hex(4)}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield Postgres(f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}", schema)
-    admin.execute(f"DROP SCHEMA {schema} CASCADE")
-    admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

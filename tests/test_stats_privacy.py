@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
-import secrets
 import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -39,9 +36,8 @@ from cookie_gate.stats.counter import COOKIE_NAME
 from cookie_gate.stats.report import build_report
 from cookie_gate.stats.writer import PageView, StatsWriter
 from cookie_gate.store.sqlite import SQLiteStore
-from tests.conftest import GateFactory, consent_cookie, set_cookies
+from tests.conftest import POSTGRES_URL, GateFactory, Postgres, consent_cookie, set_cookies
 
-POSTGRES_URL = os.environ.get("COOKIE_GATE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 UTC_CLOCK = SiteClock("UTC")
 
 IPS = ("203.0.113.77", "2001:db8::77", "198.51.100.23", "2001:db8:85a3::8a2e:370:7334")
@@ -105,30 +101,6 @@ def leaks_in_logs(records: Iterable[logging.LogRecord]) -> list[str]:
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Postgres:
-    url: str  # connects straight into the private schema
-    schema: str
-
-
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    """A private schema on the real server, dropped afterwards (as in test_store.py)."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL at {POSTGRES_URL}: {error}")
-        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} (set COOKIE_GATE_TEST_POSTGRES): {error}")
-    schema = f"cookie_gate_test_{secrets.token_hex(4)}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield Postgres(f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}", schema)
-    admin.execute(f"DROP SCHEMA {schema} CASCADE")
-    admin.close()
 
 
 @pytest.fixture

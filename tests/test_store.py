@@ -6,13 +6,10 @@ CI (the `CI` environment variable is set) a missing server is a failure.
 
 from __future__ import annotations
 
-import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -22,31 +19,11 @@ from starlette.routing import Route
 from cookie_gate.store import DecisionRecord, StoreError, open_store
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.store.sqlite import SQLiteStore, sqlite_path
-from tests.conftest import GateFactory, consent_cookie
-
-POSTGRES_URL = os.environ.get("COOKIE_GATE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+from tests.conftest import GateFactory, Postgres, consent_cookie
 
 
 def record(consent_id: str, at: int, action: str = "accept_all") -> DecisionRecord:
     return DecisionRecord(consent_id, at, action, ("analytics", "necessary"), "1", gpc=at % 2 == 0)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A private schema on the real server, dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL at {POSTGRES_URL}: {error}")
-        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} (set COOKIE_GATE_TEST_POSTGRES): {error}")
-    schema = f"cookie_gate_test_{secrets.token_hex(4)}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    admin.execute(f"DROP SCHEMA {schema} CASCADE")
-    admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,7 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     if request.param == "sqlite":
         opened: SQLStore = open_store(f"sqlite:///{tmp_path / 'log.sqlite3'}")
     else:
-        opened = open_store(request.getfixturevalue("postgres_url"))
+        opened = open_store(request.getfixturevalue("postgres").url)
     yield opened
     opened.close()
 
@@ -132,9 +109,9 @@ def test_an_unreachable_postgresql_server_is_a_store_error() -> None:
 
 @pytest.mark.anyio
 async def test_the_gateway_logs_to_postgresql(
-    postgres_url: str, gate: GateFactory, client_for: Callable[..., httpx.AsyncClient]
+    postgres: Postgres, gate: GateFactory, client_for: Callable[..., httpx.AsyncClient]
 ) -> None:
-    app = gate([Route("/", lambda request: PlainTextResponse("ok"))], store=postgres_url)
+    app = gate([Route("/", lambda request: PlainTextResponse("ok"))], store=postgres.url)
     client = client_for(app)
     cookie = await consent_cookie(client, ["analytics"])
     shown = (await client.get("/_cookie_gate/consent", headers={"cookie": cookie})).json()

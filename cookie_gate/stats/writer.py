@@ -34,6 +34,8 @@ PageView = tuple[float, str, bytes | None, bytes | None, bytes | None, str | Non
 #: Batches the store refused are kept and retried, up to this many distinct counters.
 MAX_PENDING = 200_000
 MAX_PATH = 200
+#: Events aggregated between two yields of the GIL (about a millisecond of work).
+YIELD_EVERY = 200
 VISIT_NUMBER_CAP = 1000
 GAP_CAP = 400
 
@@ -180,7 +182,9 @@ class StatsWriter:
     def _aggregate(self) -> StatsBatch:
         batch = StatsBatch()
         queue = self._queue
-        for _ in range(len(queue)):
+        for count in range(len(queue)):
+            if count % YIELD_EVERY == YIELD_EVERY - 1:
+                time.sleep(0)  # hand the GIL back: the event loop must not wait for a whole batch
             event = queue.popleft()
             try:
                 self._count(event, batch)
