@@ -78,10 +78,17 @@ def is_deletion(header_value: bytes) -> bool:
     (5.3 step 3). Otherwise `tracker=1; Max-Age=+0` or `Max-Age=0; Max-Age=9999`
     would pass here as a deletion and be stored by the browser.
     """
-    lowered = header_value.lower()
+    # The attributes repeat word for word across responses (the app's code writes them), so
+    # the answer is cached by them; the name=value part is left out of the key.
+    return _deletes(header_value.partition(b";")[2])
+
+
+@functools.lru_cache(maxsize=1024)
+def _deletes(attributes: bytes) -> bool:
+    lowered = b";" + attributes.lower()
     at = lowered.find(b"max-age")
     if at < 0:
-        return False  # the common case, decided at C speed
+        return False
     if lowered.find(b"max-age", at + 7) < 0:
         # One Max-Age (what frameworks write): read its value without a regex scan.
         value = lowered[at + 7 :].partition(b";")[0].strip(_WHITESPACE)

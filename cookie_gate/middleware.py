@@ -4,7 +4,9 @@ One request, in order: route the gateway's own endpoints; resolve the visitor's
 consent from the `Cookie` header (cached); hand the app a `Cookie` header without
 refused cookies and the decision in `scope["state"]["consent"]`; on the way out drop
 `Set-Cookie`s of refused categories, expire refused cookies the browser still holds,
-and stream the banner into HTML for undecided visitors. No message is ever held.
+record a page view, and stream HTML through the page rewriter (banner or settings
+control, prior blocking, Consent Mode). Nothing is buffered: an HTML response's start
+waits for its first body chunk, no longer, so its Content-Length can be made exact.
 """
 
 from __future__ import annotations
