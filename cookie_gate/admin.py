@@ -119,8 +119,14 @@ def _page(report: Mapping[str, Any]) -> str:
         ("Page views by weekday", report["by_weekday"]),
         ("Visits by visit number", frequency["visit_number"]),
         ("Days since the previous visit", frequency["days_since_last_visit"]),
-        ("Visitors with at least n visits in a week", frequency["visitors_with_at_least_n_visits_in_a_week"]),
-        ("Visitors with at least n visits in a month", frequency["visitors_with_at_least_n_visits_in_a_month"]),
+        (
+            "Visitor-weeks with at least n visits (a visitor counts once per week)",
+            frequency["visitor_weeks_with_at_least_n_visits"],
+        ),
+        (
+            "Visitor-months with at least n visits (a visitor counts once per month)",
+            frequency["visitor_months_with_at_least_n_visits"],
+        ),
         ("Browsers", report["browsers"]),
         ("Operating systems", report["os"]),
         ("Devices", report["devices"]),

@@ -247,7 +247,7 @@ def test_unique_visitors_over_a_period_are_exact_without_identifiers(store: SQLi
     frequency = week["visit_frequency"]
     assert frequency["visit_number"]["1"] == 1 and frequency["visit_number"]["5"] == 1
     assert frequency["days_since_last_visit"]["15-30"] == 1
-    assert frequency["visitors_with_at_least_n_visits_in_a_month"] == {"1": 2, "2": 2}
+    assert frequency["visitor_months_with_at_least_n_visits"] == {"1": 2, "2": 2}
 
 
 def test_the_daily_hash_counts_unique_visitors_without_consent(store: SQLiteStore) -> None:

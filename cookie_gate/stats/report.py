@@ -65,8 +65,8 @@ def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) ->
             "returning_visits": metrics["visits_returning"],
             "visit_number": _bucketed(daily.get("visit_number", Counter()), VISIT_NUMBER_BUCKETS),
             "days_since_last_visit": _bucketed(daily.get("days_since_last", Counter()), GAP_BUCKETS),
-            "visitors_with_at_least_n_visits_in_a_week": _ranks(daily.get("week_rank", Counter())),
-            "visitors_with_at_least_n_visits_in_a_month": _ranks(daily.get("month_rank", Counter())),
+            "visitor_weeks_with_at_least_n_visits": _ranks(daily.get("week_rank", Counter())),
+            "visitor_months_with_at_least_n_visits": _ranks(daily.get("month_rank", Counter())),
         },
         "browsers": _ranked(daily.get("browser", Counter())),
         "os": _ranked(daily.get("os", Counter())),
@@ -144,10 +144,14 @@ def format_report(report: Mapping[str, Any], width: int = 40) -> str:
     lines += _section("Visits by visit number", frequency["visit_number"], width)
     lines += _section("Days since the previous visit", frequency["days_since_last_visit"], width)
     lines += _section(
-        "Visitors with at least n visits in a week", frequency["visitors_with_at_least_n_visits_in_a_week"], width
+        "Visitor-weeks with at least n visits (a visitor counts once per week)",
+        frequency["visitor_weeks_with_at_least_n_visits"],
+        width,
     )
     lines += _section(
-        "Visitors with at least n visits in a month", frequency["visitors_with_at_least_n_visits_in_a_month"], width
+        "Visitor-months with at least n visits (a visitor counts once per month)",
+        frequency["visitor_months_with_at_least_n_visits"],
+        width,
     )
     for title, key in (("Browsers", "browsers"), ("Operating systems", "os"), ("Devices", "devices")):
         lines += _section(title, dict(list(report[key].items())[:8]), width)
