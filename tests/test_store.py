@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from cookie_gate.store import DecisionRecord, StoreError, open_store
-from cookie_gate.store.sql import SQLStore
+from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore, sqlite_path
 from tests.conftest import GateFactory, Postgres, consent_cookie
 
@@ -116,3 +116,21 @@ async def test_the_gateway_logs_to_postgresql(
     cookie = await consent_cookie(client, ["analytics"])
     shown = (await client.get("/_cookie_gate/consent", headers={"cookie": cookie})).json()
     assert [h["action"] for h in shown["history"]] == ["custom"]
+
+
+def test_a_postgresql_purge_deletes_and_rewrites_the_tables(postgres: Postgres) -> None:
+    """A DELETE alone leaves the rows' bytes in the data pages; the purge writes the table anew."""
+    import psycopg
+
+    store = open_store(postgres.url)
+    store.add_stats(StatsBatch(detail={("2020-01-01", "path", "/purge-me"): 3, ("2026-12-01", "path", "/keep"): 1}))
+    with psycopg.connect(postgres.url, autocommit=True) as connection:
+        before = connection.execute("SELECT pg_relation_filenode('cookie_gate_detail')").fetchone()
+        deleted = store.purge(
+            detail_before="2026-01-01", aggregate_before="2020-01-01", salt_before="2026-11-30", log_before=0
+        )
+        after = connection.execute("SELECT pg_relation_filenode('cookie_gate_detail')").fetchone()
+        rows = [r[0] for r in connection.execute("SELECT value FROM cookie_gate_detail")]
+    store.close()
+    assert deleted["cookie_gate_detail"] == 1 and rows == ["/keep"]
+    assert before != after  # VACUUM FULL wrote a new file; the old one, with the purged row, is gone
