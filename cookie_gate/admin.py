@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import time
 from collections.abc import Mapping
 from html import escape
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 
 from cookie_gate.asgi import Scope, Send, header, respond, respond_error, respond_json
+from cookie_gate.clock import Clock
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
 from cookie_gate.store.sql import SQLStore
@@ -43,10 +43,11 @@ _CSP = (
 
 
 class Dashboard:
-    def __init__(self, token: str, store: SQLStore, timezone: str) -> None:
+    def __init__(self, token: str, store: SQLStore, timezone: str, clock: Clock) -> None:
         self._token = token.encode()
         self._store = store
-        self._clock = SiteClock(timezone)
+        self._site_clock = SiteClock(timezone)
+        self._clock = clock
 
     async def __call__(self, scope: Scope, send: Send, subpath: str) -> None:
         if subpath not in ("", "/stats.json"):
@@ -64,7 +65,7 @@ class Dashboard:
             await respond_error(send, 400, f"days must be a whole number from 1 to {MAX_DAYS}")
             return
         report = await anyio.to_thread.run_sync(
-            lambda: build_report(self._store, self._clock, days=days, now=time.time())
+            lambda: build_report(self._store, self._site_clock, days=days, now=self._clock())
         )
         private = [(b"x-robots-tag", b"noindex"), (b"referrer-policy", b"no-referrer")]
         if subpath == "/stats.json":

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 
 from cookie_gate.classify import CookieClassifier
+from cookie_gate.clock import Clock
 from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
@@ -22,7 +23,7 @@ from cookie_gate.stats.report import build_report, format_report
 from cookie_gate.store import StoreError, open_store
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     parser = argparse.ArgumentParser(prog="cookie-gate", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--config", help="TOML settings file (as passed to the middleware)")
     parser.add_argument("--store", help=f"store URL (default: $COOKIE_GATE_STORE, the config, or {DEFAULT_STORE})")
@@ -47,11 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "cookies" and args.names:
         print(_lookup(config, args.names))
     else:
-        return _with_store(config, args)
+        return _with_store(config, args, clock)
     return 0
 
 
-def _with_store(config: Config, args: argparse.Namespace) -> int:
+def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
     try:
         store = open_store(config.store)
     except StoreError as error:
@@ -62,10 +63,10 @@ def _with_store(config: Config, args: argparse.Namespace) -> int:
             print(_declarations(config))
             print(_inventory(store.inventory()))
         elif args.command == "stats":
-            report = build_report(store, SiteClock(config.timezone), days=args.days, now=time.time())
+            report = build_report(store, SiteClock(config.timezone), days=args.days, now=clock())
             print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
         else:
-            deleted = Statistics(config, store).purge(time.time())
+            deleted = Statistics(config, store, clock=clock).purge(clock())
             print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
     except StoreError as error:
         print(f"cookie-gate: {error}", file=sys.stderr)

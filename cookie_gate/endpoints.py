@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
@@ -23,6 +22,7 @@ import anyio.to_thread
 from cookie_gate.admin import Dashboard
 from cookie_gate.asgi import RawHeaders, Receive, Scope, Send, header, respond, respond_error, respond_json
 from cookie_gate.classify import CookieClassifier
+from cookie_gate.clock import Clock
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, new_consent_id
 from cookie_gate.cookies import DomainVariants, expiring_set_cookies, request_host
@@ -57,8 +57,10 @@ class Endpoints:
         visits: VisitResolver,
         variants: DomainVariants,
         store: SQLStore,
+        clock: Clock,
     ) -> None:
         self._config = config
+        self._clock = clock
         self._codec = codec
         self._classifier = classifier
         self._visits = visits
@@ -66,7 +68,7 @@ class Endpoints:
         self._optional = frozenset(config.optional_categories)
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
         self.store = store
-        self._dashboard = Dashboard(config.admin_token, store, config.timezone) if config.admin_token else None
+        self._dashboard = Dashboard(config.admin_token, store, config.timezone, clock) if config.admin_token else None
         self._static = {name: _load_static(name) for name in _STATIC_TYPES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:
@@ -106,7 +108,7 @@ class Endpoints:
     def _visit(self, scope: Scope) -> Visit:
         cookies = [v for n, v in scope["headers"] if n.lower() == b"cookie"]
         gpc = (header(scope, b"sec-gpc") or b"").strip() == b"1"
-        return self._visits.resolve(b"; ".join(cookies) if cookies else None, gpc, time.time())
+        return self._visits.resolve(b"; ".join(cookies) if cookies else None, gpc, self._clock())
 
     async def _show(self, scope: Scope, send: Send) -> None:
         visit = self._visit(scope)
@@ -154,7 +156,7 @@ class Endpoints:
             await self._withdraw(scope, send, as_form_next=next_path if is_form else None)
             return
         visit = self._visit(scope)
-        now = int(time.time())
+        now = int(self._clock())
         consent_id = visit.decision.consent_id if visit.decision is not None else new_consent_id()
         decision = Decision(accepted | {NECESSARY}, self._config.policy_version, now, consent_id)
         record = DecisionRecord(
@@ -187,7 +189,7 @@ class Endpoints:
         if visit.decision is not None:
             record = DecisionRecord(
                 visit.decision.consent_id,
-                int(time.time()),
+                int(self._clock()),
                 "withdraw",
                 (NECESSARY,),
                 self._config.policy_version,

@@ -23,6 +23,7 @@ from publicsuffixlist import PublicSuffixList
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
 from cookie_gate.banner import BannerRenderer, preferred_locale
 from cookie_gate.classify import CookieClassifier
+from cookie_gate.clock import Clock
 from cookie_gate.config import Config, ConfigError, Options, load_config
 from cookie_gate.consent import Consent, ConsentCodec
 from cookie_gate.cookies import DomainVariants, is_deletion, request_host, set_cookie_name
@@ -64,7 +65,8 @@ class CookieGateMiddleware:
 
     Configuration comes from keyword arguments, then the environment, then the
     `config` TOML file (or `Config` object); it is validated here, once, and every
-    mistake raises `ConfigError` naming the key.
+    mistake raises `ConfigError` naming the key. `clock` is the wall clock every part
+    reads (`time.time` unless a test fixes it).
     """
 
     def __init__(
@@ -73,9 +75,11 @@ class CookieGateMiddleware:
         secret_key: str | Sequence[str] | None = None,
         *,
         config: str | os.PathLike[str] | Config | Mapping[str, Any] | None = None,
+        clock: Clock = time.time,
         **options: Unpack[Options],
     ) -> None:
         self.app = app
+        self._clock = clock
         self.config = settings = load_config(config, secret_key=secret_key, **options)
         self.classifier = CookieClassifier(settings)
         codec = ConsentCodec(
@@ -88,8 +92,10 @@ class CookieGateMiddleware:
             self.store = open_store(settings.store)
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
-        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store)
-        self.statistics = Statistics(settings, self.store, self.classifier.new_names) if settings.statistics else None
+        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store, clock)
+        self.statistics = (
+            Statistics(settings, self.store, self.classifier.new_names, clock=clock) if settings.statistics else None
+        )
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
         self._nonce_key = settings.csp_nonce_key
@@ -169,7 +175,7 @@ class CookieGateMiddleware:
                 agent = value
             else:
                 referrer = value
-        now = time.time()
+        now = self._clock()
         visit = self.visits.resolve(cookie, gpc, now)
         if several:
             # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1.

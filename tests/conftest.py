@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 
 from cookie_gate import CookieGateMiddleware
 from cookie_gate.asgi import ASGIApp, Message, Scope
+from tests.clocks import suite_clock
 
 SECRET = "test-secret-key-0123456789"
 HOST = "www.shop.example.co.kr"
@@ -72,13 +73,14 @@ GateFactory = Callable[..., CookieGateMiddleware]
 
 @pytest.fixture
 def gate(store_url: str) -> Iterator[GateFactory]:
-    """Build `CookieGateMiddleware` around an app (or Starlette routes) with test defaults."""
+    """Build `CookieGateMiddleware` around an app (or Starlette routes) with test defaults (the suite's clock)."""
     built: list[CookieGateMiddleware] = []
 
     def factory(app: ASGIApp | Sequence[BaseRoute], **options: Any) -> CookieGateMiddleware:
         inner: ASGIApp = Starlette(routes=list(app)) if isinstance(app, Sequence) else app
         options.setdefault("secret_key", SECRET)
         options.setdefault("store", store_url)
+        options.setdefault("clock", suite_clock)
         built.append(CookieGateMiddleware(inner, **options))
         return built[-1]
 

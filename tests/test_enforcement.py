@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from cookie_gate.asgi import Message, Receive, Scope, Send
+from tests.clocks import SteppedClock
 from tests.conftest import (
     HOST,
     GateFactory,
@@ -278,14 +278,13 @@ async def test_tampered_expired_or_foreign_consent_cookies_mean_undecided(
     assert (await newer.get("/echo", headers={"cookie": f"cookie_gate={good}"})).json()["decided"] is False
 
 
-async def test_an_expired_decision_is_not_served_from_the_cache(
-    gate: GateFactory, client_for: Clients, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client = client_for(gate(ROUTES, consent_lifetime_days=1))
+async def test_an_expired_decision_is_not_served_from_the_cache(gate: GateFactory, client_for: Clients) -> None:
+    clock = SteppedClock(1_796_137_200.0)  # 2026-12-02 00:00 in Seoul
+    client = client_for(gate(ROUTES, consent_lifetime_days=1, clock=clock))
     cookie = await consent_cookie(client, "all")
+    clock.advance(86399)
     assert (await client.get("/echo", headers={"cookie": cookie})).json()["decided"] is True
-    later = time.time() + 86400 + 1
-    monkeypatch.setattr("cookie_gate.middleware.time.time", lambda: later)
+    clock.advance(2)
     assert (await client.get("/echo", headers={"cookie": cookie})).json()["decided"] is False
 
 

@@ -24,6 +24,7 @@ from cookie_gate.stats.writer import StatsWriter
 from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
+from tests.clocks import SteppedClock, suite_clock
 from tests.conftest import GateFactory, consent_cookie, set_cookies
 
 Clients = Callable[..., httpx.AsyncClient]
@@ -97,9 +98,7 @@ def counter_from(response: httpx.Response) -> str | None:
 
 
 @pytest.mark.anyio
-async def test_only_visitors_who_accepted_analytics_get_a_counter(
-    gate: GateFactory, client_for: Clients, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_only_visitors_who_accepted_analytics_get_a_counter(gate: GateFactory, client_for: Clients) -> None:
     client = client_for(gate(ROUTES))
     assert counter_from(await client.get("/")) is None
     refused = await consent_cookie(client, ["marketing"])
@@ -112,16 +111,17 @@ async def test_only_visitors_who_accepted_analytics_get_a_counter(
 
 @pytest.mark.anyio
 async def test_the_counter_expires_thirteen_months_after_it_was_first_set_and_never_later(
-    gate: GateFactory, client_for: Clients, monkeypatch: pytest.MonkeyPatch
+    gate: GateFactory, client_for: Clients
 ) -> None:
-    client = client_for(gate(ROUTES, timezone="Asia/Seoul"))
+    clock = SteppedClock(at("2026-12-01T09:00"))
+    client = client_for(gate(ROUTES, timezone="Asia/Seoul", clock=clock))
     accepted = await consent_cookie(client, ["analytics"])
-    monkeypatch.setattr("cookie_gate.middleware.time.time", lambda: at("2026-12-01T10:00"))
+    clock.now = at("2026-12-01T10:00")
     first = counter_from(await client.get("/", headers={"cookie": accepted}))
     assert first is not None
     assert "Expires=Fri, 31 Dec 2027 15:00:00 GMT" in first  # 2028-01-01 00:00 in Seoul
     value = first.split(";")[0]
-    monkeypatch.setattr("cookie_gate.middleware.time.time", lambda: at("2027-03-05T18:00"))
+    clock.now = at("2027-03-05T18:00")
     later = counter_from(await client.get("/", headers={"cookie": f"{accepted}; {value}"}))
     assert later is not None and later != first
     assert "Expires=Fri, 31 Dec 2027 15:00:00 GMT" in later
@@ -162,6 +162,7 @@ def writer_for(store: SQLStore, **options: Any) -> StatsWriter:
     options.setdefault("capacity", 1000)
     options.setdefault("interval", 60.0)
     options.setdefault("daily_hash", False)
+    options.setdefault("clock", lambda: at("2026-12-01T10:00"))
     return StatsWriter(store, SEOUL, **options)
 
 
@@ -307,7 +308,7 @@ async def test_page_views_reach_the_report_and_other_responses_do_not(gate: Gate
     await client.post("/_cookie_gate/consent", json={"accept": "all"}, headers={"user-agent": CHROME})
     await client.head("/", headers={"user-agent": CHROME})
     assert middleware.statistics is not None and middleware.statistics.writer.flush()
-    result = build_report(middleware.store, SEOUL, days=1, now=time.time())
+    result = build_report(middleware.store, SEOUL, days=1, now=suite_clock())
     assert result["pageviews"] == 4
     assert result["pages"] == [{"path": "/", "pageviews": 3}, {"path": "/other", "pageviews": 1}]
     assert result["consent"]["decisions"]["accept_all"] == 1
@@ -337,7 +338,7 @@ async def test_lifespan_shutdown_flushes_everything(gate: GateFactory, client_fo
     lifespan_gate.statistics.writer = middleware.statistics.writer  # the writer holding the 25 queued views
     await lifespan_gate({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     reopened = SQLiteStore(str(middleware.config.store).removeprefix("sqlite:///"))
-    assert build_report(reopened, SiteClock("UTC"), days=1, now=time.time())["pageviews"] == 25
+    assert build_report(reopened, SiteClock("UTC"), days=1, now=suite_clock())["pageviews"] == 25
     reopened.close()
 
 
@@ -351,16 +352,16 @@ def test_statistics_can_be_switched_off(gate: GateFactory) -> None:
 def test_cookie_gate_stats_prints_a_readable_report_and_json(
     store: SQLiteStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    writer = StatsWriter(store, SiteClock("UTC"), capacity=100, interval=60, daily_hash=False)
-    now = time.time()
+    writer = StatsWriter(store, SiteClock("UTC"), clock=suite_clock, capacity=100, interval=60, daily_hash=False)
+    now = suite_clock()
     for offset in (0, 3600):
         writer.record((now - offset, "/", b"shop.example", CHROME.encode(), None, None, None, False))
     writer.flush()
     url = f"sqlite:///{store.path}"
-    assert main(["--store", url, "stats", "--days", "7"]) == 0
+    assert main(["--store", url, "stats", "--days", "7"], clock=suite_clock) == 0
     text = capsys.readouterr().out
     assert "page views          2" in text and "Page views by hour of day" in text and "█" in text
-    assert main(["--store", url, "stats", "--json"]) == 0
+    assert main(["--store", url, "stats", "--json"], clock=suite_clock) == 0
     data = json.loads(capsys.readouterr().out)
     for key in ("pageviews", "visits", "visitors", "bots", "by_hour", "by_weekday", "visit_frequency", "browsers",
                 "os", "devices", "pages", "consent"):  # fmt: skip
@@ -369,11 +370,11 @@ def test_cookie_gate_stats_prints_a_readable_report_and_json(
 
 
 def test_cookie_gate_purge_applies_retention(store: SQLiteStore, capsys: pytest.CaptureFixture[str]) -> None:
-    writer = StatsWriter(store, SiteClock("UTC"), capacity=100, interval=60, daily_hash=False)
-    writer.record((time.time() - 120 * 86400, "/old-page", b"shop.example", CHROME.encode(), None, None, None, False))
-    writer.record((time.time(), "/new-page", b"shop.example", CHROME.encode(), None, None, None, False))
+    writer = StatsWriter(store, SiteClock("UTC"), clock=suite_clock, capacity=100, interval=60, daily_hash=False)
+    writer.record((suite_clock() - 120 * 86400, "/old-page", b"shop.example", CHROME.encode(), None, None, None, False))
+    writer.record((suite_clock(), "/new-page", b"shop.example", CHROME.encode(), None, None, None, False))
     writer.flush()
-    assert main(["--store", f"sqlite:///{store.path}", "purge"]) == 0
+    assert main(["--store", f"sqlite:///{store.path}", "purge"], clock=suite_clock) == 0
     assert "cookie_gate_detail 1" in capsys.readouterr().out
     paths = [r[0] for r in store._connected().execute("SELECT value FROM cookie_gate_detail WHERE kind = 'path'")]
     assert paths == ["/new-page"]

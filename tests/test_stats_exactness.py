@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -31,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-import cookie_gate.middleware
 from cookie_gate.stats.agents import Agent, AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import COOKIE_NAME, VisitStart
@@ -40,6 +38,7 @@ from cookie_gate.stats.writer import PageView, StatsWriter
 from cookie_gate.store import open_store
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
+from tests.clocks import suite_clock
 from tests.conftest import SECRET, GateFactory, Postgres, consent_cookie, set_cookies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,14 +99,14 @@ VIEWS_PER_CLIENT = 200
 CONSENTING = 20  # clients 0..19 accept analytics; 20..34 refuse it; 35..49 never decide
 GAP = 7 * 3600  # between the visits of a consenting visitor: far over 30 minutes
 
-#: The time `middleware._enter` sees in this task, or None for the real clock. A context
+#: The time the gate sees in this task, or None for the real clock. A context
 #: variable, so every client task runs on its own clock while the writer thread sees the real one.
 _virtual_now: contextvars.ContextVar[float | None] = contextvars.ContextVar("virtual_now", default=None)
 
 
 def _middleware_time() -> float:
     virtual = _virtual_now.get()
-    return time.time() if virtual is None else virtual
+    return suite_clock() if virtual is None else virtual
 
 
 @dataclass(frozen=True)
@@ -150,13 +149,12 @@ def counter_value(response: httpx.Response) -> str | None:
 
 @pytest.mark.anyio
 async def test_ten_thousand_page_views_from_fifty_concurrent_clients_are_counted_exactly(
-    gate: GateFactory, monkeypatch: pytest.MonkeyPatch
+    gate: GateFactory,
 ) -> None:
-    middleware = gate(ROUTES, timezone="Asia/Seoul", stats_flush_seconds=0.05)
+    middleware = gate(ROUTES, timezone="Asia/Seoul", stats_flush_seconds=0.05, clock=_middleware_time)
     assert middleware.statistics is not None
-    monkeypatch.setattr(cookie_gate.middleware, "time", SimpleNamespace(time=_middleware_time))
     # Visits from 06:00 Seoul time the day before yesterday; the last ones fall on yesterday.
-    base = SEOUL.midnight_after_months(SEOUL.at(time.time()).day - 2, 0).timestamp() + 6 * 3600
+    base = SEOUL.midnight_after_months(SEOUL.at(suite_clock()).day - 2, 0).timestamp() + 6 * 3600
     agents = [CHROME, FIREFOX, IPHONE]
     expected_paths: Counter[str] = Counter()
     expected_browsers: Counter[str] = Counter()
@@ -198,7 +196,7 @@ async def test_ten_thousand_page_views_from_fifty_concurrent_clients_are_counted
 
     await asyncio.gather(*(client_run(n) for n in range(CLIENTS)))
     assert middleware.statistics.writer.flush()
-    now = time.time()
+    now = suite_clock()
 
     week = build_report(middleware.store, SEOUL, days=7, now=now)
     assert week["pageviews"] == CLIENTS * VIEWS_PER_CLIENT == 10_000
@@ -248,8 +246,13 @@ async def page(request):
     return HTMLResponse("<html><body>page</body></html>")
 
 
+start, started = float(sys.argv[6]), time.monotonic()
 app = CookieGateMiddleware(
-    Starlette(routes=[Route("/{name}", page)]), secret_key=sys.argv[5], store=store, stats_flush_seconds=300
+    Starlette(routes=[Route("/{name}", page)]),
+    secret_key=sys.argv[5],
+    store=store,
+    stats_flush_seconds=300,
+    clock=lambda: start + time.monotonic() - started,  # the suite's clock, as this process goes on
 )
 
 
@@ -305,7 +308,16 @@ def run_two_workers(tmp_path: Path, store_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     workers = [
         subprocess.Popen(
-            [sys.executable, str(script), store_url, str(PER_WORKER), str(tmp_path / f"ready-{n}"), str(go), SECRET],
+            [
+                sys.executable,
+                str(script),
+                store_url,
+                str(PER_WORKER),
+                str(tmp_path / f"ready-{n}"),
+                str(go),
+                SECRET,
+                repr(suite_clock()),
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -337,7 +349,7 @@ def test_two_worker_processes_on_one_sqlite_file_count_every_page_view(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"  # a fresh file both workers create at once
     run_two_workers(tmp_path, url)
-    result = build_report(open_stores(url), UTC_CLOCK, days=2, now=time.time())
+    result = build_report(open_stores(url), UTC_CLOCK, days=2, now=suite_clock())
     assert result["pageviews"] == 2 * PER_WORKER
     assert {p["path"]: p["pageviews"] for p in result["pages"]} == {
         f"/shared-{n}": 2 * PER_WORKER // 5 for n in range(5)
@@ -349,7 +361,7 @@ def test_two_worker_processes_sharing_one_postgresql_store_count_every_page_view
     tmp_path: Path, postgres: Postgres, open_stores: Callable[[str], SQLStore]
 ) -> None:
     run_two_workers(tmp_path, postgres.url)
-    result = build_report(open_stores(postgres.url), UTC_CLOCK, days=2, now=time.time())
+    result = build_report(open_stores(postgres.url), UTC_CLOCK, days=2, now=suite_clock())
     assert result["pageviews"] == 2 * PER_WORKER
     assert {p["path"]: p["pageviews"] for p in result["pages"]} == {
         f"/shared-{n}": 2 * PER_WORKER // 5 for n in range(5)
@@ -387,10 +399,10 @@ def test_concurrent_flushes_of_the_same_counters_add_up_exactly(
     stores = [shared if sharing == "one store object" else open_stores(database_url) for _ in range(WRITERS)]
     agents = AgentClassifier()  # one classifier for all writers: it says it is thread-safe
     writers = [
-        StatsWriter(store, UTC_CLOCK, capacity=10_000, interval=60.0, daily_hash=True, agents=agents)
+        StatsWriter(store, UTC_CLOCK, clock=suite_clock, capacity=10_000, interval=60.0, daily_hash=True, agents=agents)
         for store in stores
     ]
-    at = time.time() - 60
+    at = suite_clock() - 60
     barrier = threading.Barrier(WRITERS)
     failures: list[str] = []
 
@@ -421,7 +433,7 @@ def test_concurrent_flushes_of_the_same_counters_add_up_exactly(
     assert failures == []
 
     total = WRITERS * ROUNDS * BATCH
-    result = build_report(shared, UTC_CLOCK, days=2, now=time.time())
+    result = build_report(shared, UTC_CLOCK, days=2, now=suite_clock())
     assert result["pageviews"] == total
     assert result["pages"] == [{"path": "/same", "pageviews": total}]
     assert (result["browsers"], result["os"], result["devices"]) == (
@@ -458,8 +470,8 @@ def test_page_views_survive_a_commit_that_fails_once(tmp_path: Path, monkeypatch
     uncaught: list[str] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: uncaught.append(repr(args.exc_value)))
     store = SQLiteStore(tmp_path / "stats.sqlite3")
-    writer = StatsWriter(store, UTC_CLOCK, capacity=1000, interval=60.0, daily_hash=False)
-    event: PageView = (time.time(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
+    writer = StatsWriter(store, UTC_CLOCK, clock=suite_clock, capacity=1000, interval=60.0, daily_hash=False)
+    event: PageView = (suite_clock(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
     try:
         for _ in range(10):
             writer.record(event)
@@ -468,7 +480,7 @@ def test_page_views_survive_a_commit_that_fails_once(tmp_path: Path, monkeypatch
         for _ in range(5):
             writer.record(event)
         assert writer.flush(timeout=5) is True
-        assert build_report(store, UTC_CLOCK, days=1, now=time.time())["pageviews"] == 15
+        assert build_report(store, UTC_CLOCK, days=1, now=suite_clock())["pageviews"] == 15
         assert uncaught == []
     finally:
         _CommitFails.failures = 0
@@ -485,8 +497,10 @@ def test_stopping_while_the_writer_is_inside_a_round_still_writes_everything(tmp
             inside.set()
             release.wait(5)
 
-    writer = StatsWriter(store, UTC_CLOCK, capacity=100, interval=0.01, daily_hash=False, on_tick=tick)
-    event: PageView = (time.time(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
+    writer = StatsWriter(
+        store, UTC_CLOCK, clock=suite_clock, capacity=100, interval=0.01, daily_hash=False, on_tick=tick
+    )
+    event: PageView = (suite_clock(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
     try:
         writer.record(event)  # starts the thread; its first round writes this view, then waits in the tick
         assert inside.wait(5)
@@ -499,7 +513,7 @@ def test_stopping_while_the_writer_is_inside_a_round_still_writes_everything(tmp
         release.set()
         stopper.join(10)
         took = time.monotonic() - started
-        assert build_report(store, UTC_CLOCK, days=1, now=time.time())["pageviews"] == 2
+        assert build_report(store, UTC_CLOCK, days=1, now=suite_clock())["pageviews"] == 2
         assert took < 0.9, f"stop() waited {took:.1f} s for a flush that never came"
     finally:
         release.set()
@@ -516,8 +530,10 @@ class _FailsOnMarker(AgentClassifier):
 
 def test_one_page_view_that_cannot_be_classified_costs_only_itself(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "stats.sqlite3")
-    writer = StatsWriter(store, UTC_CLOCK, capacity=100, interval=60.0, daily_hash=False, agents=_FailsOnMarker())
-    now = time.time()
+    writer = StatsWriter(
+        store, UTC_CLOCK, clock=suite_clock, capacity=100, interval=60.0, daily_hash=False, agents=_FailsOnMarker()
+    )
+    now = suite_clock()
     try:
         writer.record((now, "/", b"shop.example", b"MarkerBrowser/1.0", None, None, None, False))
         for _ in range(5):

@@ -36,6 +36,7 @@ from cookie_gate.stats.counter import COOKIE_NAME
 from cookie_gate.stats.report import build_report
 from cookie_gate.stats.writer import PageView, StatsWriter
 from cookie_gate.store.sqlite import SQLiteStore
+from tests.clocks import suite_clock
 from tests.conftest import POSTGRES_URL, GateFactory, Postgres, consent_cookie, set_cookies
 
 UTC_CLOCK = SiteClock("UTC")
@@ -188,7 +189,7 @@ async def test_no_ip_address_or_user_agent_reaches_the_sqlite_files_or_any_log(
     assert statistics is not None and isinstance(middleware.store, SQLiteStore)
     visitors = await run_traffic(middleware, clients)
     assert statistics.writer.flush()
-    report = build_report(middleware.store, SiteClock("Asia/Seoul"), days=1, now=time.time())
+    report = build_report(middleware.store, SiteClock("Asia/Seoul"), days=1, now=suite_clock())
     assert report["pageviews"] == 5 * len(VISITORS)  # the traffic really was counted,
     assert report["without_consent_daily_hash"]["visitor_days"] == len(VISITORS)  # addresses really were hashed
     assert report["consent"]["decisions"]["accept_all"] == 1
@@ -205,7 +206,7 @@ async def test_no_ip_address_or_user_agent_reaches_the_sqlite_files_or_any_log(
         blocker.execute("ROLLBACK")
     assert statistics.writer.flush()
     assert any(r.levelno == logging.WARNING and r.name.startswith("cookie_gate") for r in all_logs.records)
-    assert build_report(middleware.store, SiteClock("Asia/Seoul"), days=1, now=time.time())["pageviews"] == 6 * len(
+    assert build_report(middleware.store, SiteClock("Asia/Seoul"), days=1, now=suite_clock())["pageviews"] == 6 * len(
         VISITORS
     )
     assert leaks_in_files(tmp_path) == {}
@@ -225,12 +226,12 @@ def test_store_failures_are_logged_without_addresses_or_user_agents(
     """The daily salt and the batch both fail to reach a locked store: both warnings are clean."""
     store = SQLiteStore(tmp_path / "stats.sqlite3")
     store._connected().execute("PRAGMA busy_timeout = 50")
-    writer = StatsWriter(store, UTC_CLOCK, capacity=100, interval=60.0, daily_hash=True)
+    writer = StatsWriter(store, UTC_CLOCK, clock=suite_clock, capacity=100, interval=60.0, daily_hash=True)
     try:
         with closing(sqlite3.connect(store.path, isolation_level=None)) as blocker:
             blocker.execute("BEGIN IMMEDIATE")
             for ip, agent, _ in VISITORS:
-                writer.record((time.time(), "/", b"shop.example", agent.encode(), None, ip, None, False))
+                writer.record((suite_clock(), "/", b"shop.example", agent.encode(), None, ip, None, False))
             assert writer.flush() is False
             blocker.execute("ROLLBACK")
         messages = [r.getMessage() for r in all_logs.records if r.levelno >= logging.WARNING]
@@ -260,16 +261,18 @@ def test_a_failing_classification_is_logged_without_the_user_agent_and_the_write
         threading, "excepthook", lambda args: uncaught.append("".join(traceback.format_exception(args.exc_value)))
     )
     store = SQLiteStore(tmp_path / "stats.sqlite3")
-    writer = StatsWriter(store, UTC_CLOCK, capacity=100, interval=60.0, daily_hash=True, agents=_FailingClassifier())
+    writer = StatsWriter(
+        store, UTC_CLOCK, clock=suite_clock, capacity=100, interval=60.0, daily_hash=True, agents=_FailingClassifier()
+    )
     try:
         for ip, agent in zip(IPS, reversed(AGENTS), strict=False):  # the failing one first
-            writer.record((time.time(), "/", b"shop.example", agent.encode(), None, ip, None, False))
+            writer.record((suite_clock(), "/", b"shop.example", agent.encode(), None, ip, None, False))
         writer.flush(timeout=5)
         assert any(r.levelno >= logging.WARNING for r in all_logs.records), "the failure was not logged"
-        good: PageView = (time.time(), "/after", b"shop.example", AGENTS[0].encode(), None, IPS[0], None, False)
+        good: PageView = (suite_clock(), "/after", b"shop.example", AGENTS[0].encode(), None, IPS[0], None, False)
         writer.record(good)
         assert writer.flush(timeout=5), "the writer did not survive the failure"
-        pages = build_report(store, UTC_CLOCK, days=1, now=time.time())["pages"]
+        pages = build_report(store, UTC_CLOCK, days=1, now=suite_clock())["pages"]
         assert {"path": "/after", "pageviews": 1} in pages
     finally:
         writer.stop(timeout=5)
@@ -298,7 +301,7 @@ async def test_no_ip_address_or_user_agent_reaches_any_postgresql_table(
     assert middleware.statistics is not None
     await run_traffic(middleware, clients)
     assert middleware.statistics.writer.flush()
-    assert build_report(middleware.store, UTC_CLOCK, days=1, now=time.time())["without_consent_daily_hash"][
+    assert build_report(middleware.store, UTC_CLOCK, days=1, now=suite_clock())["without_consent_daily_hash"][
         "visitor_days"
     ] == len(VISITORS)
 
@@ -337,11 +340,11 @@ def test_purged_page_views_are_gone_from_the_sqlite_file_and_its_wal(
     statistics = middleware.statistics
     assert statistics is not None and isinstance(middleware.store, SQLiteStore)
     path = Path(middleware.store.path)
-    now = time.time()
+    now = suite_clock()
     old = now - 120 * 86400
     agent = AGENTS[0].encode()
     # A writer without the daily retention tick, so nothing is purged before the test says so.
-    writer = StatsWriter(middleware.store, UTC_CLOCK, capacity=5000, interval=60.0, daily_hash=False)
+    writer = StatsWriter(middleware.store, UTC_CLOCK, clock=suite_clock, capacity=5000, interval=60.0, daily_hash=False)
     for n in range(1500):  # enough rows for a many-page b-tree
         writer.record((old, f"/old-page-{n:04d}", b"shop.example", agent, None, None, None, False))
     for _ in range(3):
@@ -356,7 +359,7 @@ def test_purged_page_views_are_gone_from_the_sqlite_file_and_its_wal(
 
     reader: threading.Thread | None = None
     if how == "cookie-gate purge":
-        assert main(["--store", store_url, "purge"]) == 0
+        assert main(["--store", store_url, "purge"], clock=suite_clock) == 0
         assert "cookie_gate_detail 1501" in capsys.readouterr().out
     else:
         if how == "purge while another process reads":

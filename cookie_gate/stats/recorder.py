@@ -11,10 +11,12 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import time
 from datetime import UTC
 from email.utils import format_datetime
 
 from cookie_gate.asgi import Scope
+from cookie_gate.clock import Clock
 from cookie_gate.config import Config
 from cookie_gate.stats.clock import SiteClock, day_key
 from cookie_gate.stats.counter import COOKIE_NAME, LIFETIME_MONTHS, CounterCodec, Counts, advance
@@ -28,16 +30,22 @@ ANALYTICS = "analytics"
 
 class Statistics:
     def __init__(
-        self, config: Config, store: SQLStore, cookie_names: collections.deque[tuple[str, str, str]] | None = None
+        self,
+        config: Config,
+        store: SQLStore,
+        cookie_names: collections.deque[tuple[str, str, str]] | None = None,
+        *,
+        clock: Clock = time.time,
     ) -> None:
         self._config = config
         self._store = store
-        self.clock = SiteClock(config.timezone)
+        self.site_clock = SiteClock(config.timezone)
         self._codec = CounterCodec(config.secret_keys)
         self._hash = config.daily_visitor_hash
         self.writer = StatsWriter(
             store,
-            self.clock,
+            self.site_clock,
+            clock=clock,
             capacity=config.stats_queue_size,
             interval=config.stats_flush_seconds,
             daily_hash=config.daily_visitor_hash,
@@ -59,7 +67,7 @@ class Statistics:
         start = set_cookie = None
         consented = ANALYTICS in visit.consent.categories
         if consented:
-            moment = self.clock.at(now)
+            moment = self.site_clock.at(now)
             counts = self._codec.decode(visit.counter) if visit.counter else None
             updated, start = advance(counts, moment)
             if updated is not counts:
@@ -77,16 +85,16 @@ class Statistics:
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance per middleware, keyed by day
     def _expires(self, first_day: int) -> str:
         """Fixed by the day the counter was first set, so rewriting the cookie never extends it."""
-        expires = self.clock.midnight_after_months(first_day, LIFETIME_MONTHS).astimezone(UTC)
+        expires = self.site_clock.midnight_after_months(first_day, LIFETIME_MONTHS).astimezone(UTC)
         return format_datetime(expires, usegmt=True)
 
     # -- retention --------------------------------------------------------------------------
 
     def purge(self, now: float) -> dict[str, int]:
         """Apply retention now (also run by itself once a day)."""
-        today = self.clock.at(now).day
+        today = self.site_clock.at(now).day
         config = self._config
-        aggregate_start = self.clock.midnight_after_months(today, -config.aggregate_retention_months)
+        aggregate_start = self.site_clock.midnight_after_months(today, -config.aggregate_retention_months)
         log_days = max(config.detail_retention_days, config.consent_lifetime_days)
         return self._store.purge(
             detail_before=day_key(today - config.detail_retention_days),
@@ -96,7 +104,7 @@ class Statistics:
         )
 
     def _maintain(self, now: float) -> None:
-        today = self.clock.at(now).day
+        today = self.site_clock.at(now).day
         if self._purged_day != today:
             deleted = self.purge(now)
             self._purged_day = today

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from cookie_gate.clock import Clock
 from cookie_gate.cookies import request_host
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
@@ -44,8 +45,9 @@ class StatsWriter:
     def __init__(
         self,
         store: SQLStore,
-        clock: SiteClock,
+        site_clock: SiteClock,
         *,
+        clock: Clock = time.time,
         capacity: int,
         interval: float,
         daily_hash: bool,
@@ -54,6 +56,7 @@ class StatsWriter:
         cookie_names: collections.deque[tuple[str, str, str]] | None = None,
     ) -> None:
         self._store = store
+        self._site_clock = site_clock
         self._clock = clock
         self._agents = agents or AgentClassifier()
         self._capacity = capacity
@@ -140,7 +143,7 @@ class StatsWriter:
                 logger.error("cookie_gate statistics batch failed: %s", type(error).__name__)
             if self._on_tick is not None:
                 try:
-                    self._on_tick(time.time())
+                    self._on_tick(self._clock())
                 except Exception as error:  # the tick must never kill the writer
                     logger.warning("cookie_gate statistics maintenance failed: %s", type(error).__name__)
             with self._done:
@@ -156,13 +159,13 @@ class StatsWriter:
     def _drain(self) -> None:
         batch = self._aggregate()
         if self._cookie_names:
-            today = self._clock.at(time.time()).day_key
+            today = self._site_clock.at(self._clock()).day_key
             for _ in range(len(self._cookie_names)):
                 name, category, source = self._cookie_names.popleft()
                 batch.cookies[name] = (category, source, today)
         if self.dropped:
             dropped, self.dropped = self.dropped, 0
-            batch.add(batch.hourly, (self._clock.at(time.time()).hour_key, "dropped"), dropped)
+            batch.add(batch.hourly, (self._site_clock.at(self._clock()).hour_key, "dropped"), dropped)
         self._pending.merge(batch)
         if not self._pending:
             return
@@ -189,7 +192,7 @@ class StatsWriter:
             try:
                 self._count(event, batch)
             except Exception as error:  # one bad event costs only itself, never the batch behind it
-                batch.add(batch.hourly, (self._clock.at(time.time()).hour_key, "failed"))
+                batch.add(batch.hourly, (self._site_clock.at(self._clock()).hour_key, "failed"))
                 logger.error("cookie_gate could not count a page view: %s", type(error).__name__)
         return batch
 
@@ -198,7 +201,7 @@ class StatsWriter:
         hourly, daily, detail = batch.hourly, batch.daily, batch.detail
         add = batch.add
         at, path, host, agent, referrer, client, start, consented = event
-        moment = self._clock.at(at)
+        moment = self._site_clock.at(at)
         hour, day = moment.hour_key, moment.day_key
         user_agent = agent.decode("latin-1") if agent else ""
         kind = self._agents.classify(user_agent)
