@@ -26,7 +26,7 @@ from cookie_gate.asgi import RawHeaders, Receive, Scope, Send, header, respond, 
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, new_consent_id
-from cookie_gate.cookies import DomainVariants, expiries, expiring_set_cookies
+from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, expiries, expiring_set_cookies
 from cookie_gate.hosts import request_host
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
@@ -126,22 +126,35 @@ class Endpoints:
 
         The log knows of withdrawals the cookie cannot (a replayed copy, or a withdrawal
         on another instance); what it says is remembered, so pages agree from then on.
+        An undecided visitor whose cookie was withdrawn sees the history ending in it.
         """
         visit = self._visit(scope)
-        shown = visit.consent.consent_id
-        history: list[DecisionRecord] = []
         for _ in range(MAX_CONSENT_COOKIES):
-            consent_id = visit.consent.consent_id
-            if consent_id is None or visit.decision is None:
+            decision = visit.decision
+            if decision is None or not visit.consent.decided:
                 break
-            shown = consent_id
-            history = await anyio.to_thread.run_sync(self.store.decisions, consent_id)
+            history = await anyio.to_thread.run_sync(self.store.decisions, decision.consent_id)
             withdrawn_at = max((r.decided_at for r in history if r.action == "withdraw"), default=None)
-            if withdrawn_at is None or withdrawn_at < visit.decision.decided_at:
-                break
-            self._withdrawals.add(consent_id, withdrawn_at)
+            if withdrawn_at is None or withdrawn_at < decision.decided_at:
+                await respond_json(send, 200, self._record(visit.consent, history))
+                return
+            self._withdrawals.add(decision.consent_id, withdrawn_at)
             visit = self._visit(scope)
-        await respond_json(send, 200, self._record(visit.consent, history, shown))
+        withdrawn = [i for i, at in self._sent_decisions(scope) if self._withdrawals.withdrawn(i, at)]
+        history = await anyio.to_thread.run_sync(self.store.decisions, withdrawn[0]) if withdrawn else []
+        await respond_json(send, 200, self._record(visit.consent, history, withdrawn[0] if withdrawn else None))
+
+    def _sent_decisions(self, scope: Scope) -> list[tuple[str, int]]:
+        """(consent id, decided at) of the validly signed consent cookies a request carries."""
+        found: list[tuple[str, int]] = []
+        for name, value in scope["headers"]:
+            if name.lower() != b"cookie":
+                continue
+            for cookie, segment in cookie_segments(value):
+                decision = self._codec.decode(cookie_value(segment)) if cookie == self._config.cookie_name else None
+                if decision is not None and len(found) < MAX_CONSENT_COOKIES:
+                    found.append((decision.consent_id, decision.decided_at))
+        return found
 
     def _record(
         self, consent: Consent, history: Iterable[DecisionRecord], consent_id: str | None = None
