@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -9,15 +10,21 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings, strategies as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from cookie_gate.asgi import Message, Receive, Scope, Send
-from cookie_gate.cookies import MAX_DOMAIN_ATTRIBUTES, MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES
+from cookie_gate.classify import CookieClassifier
+from cookie_gate.config import load_config
+from cookie_gate.consent import ConsentCodec, Decision
+from cookie_gate.cookies import MAX_DOMAIN_ATTRIBUTES, MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES, DomainVariants
 from cookie_gate.store.sqlite import SQLiteStore
+from cookie_gate.visit import VisitResolver
 from tests.conftest import (
     HOST,
+    SECRET,
     GateFactory,
     consent_cookie,
     http_scope,
@@ -577,3 +584,41 @@ async def test_a_store_that_is_down_never_reaches_a_request(gate: GateFactory, c
     assert broken.withdrawals.wait(30)
     assert broken.withdrawals.failed == 1
     assert (await client.get("/echo", headers={"cookie": cookie})).json()["analytics"] is True
+
+
+def _resolver(mode: str) -> tuple[VisitResolver, ConsentCodec]:
+    config = load_config(secret_key=SECRET, environ={}, mode=mode)
+    codec = ConsentCodec(config.secret_keys, policy_version="1", categories=config.category_names)
+    return VisitResolver(config, codec, CookieClassifier(config), DomainVariants(lambda host: None)), codec
+
+
+OPTIONAL = ("preferences", "analytics", "marketing")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    mode=st.sampled_from(["opt-in", "opt-out"]),
+    gpc=st.booleans(),
+    choices=st.lists(st.sets(st.sampled_from(OPTIONAL)), max_size=4),
+    junk=st.lists(st.sampled_from(["", "x", "1:analytics:1:1:id", "1:analytics:1:1:id.forged"]), max_size=2),
+    order=st.randoms(use_true_random=False),
+)
+def test_no_mix_of_consent_cookies_allows_more_than_any_valid_one(
+    mode: str, gpc: bool, choices: list[set[str]], junk: list[str], order: random.Random
+) -> None:
+    resolver, codec = _resolver(mode)
+    now = 1_796_000_000
+    values = [
+        codec.encode(Decision(frozenset(c) | {"necessary"}, "1", now - n, f"id{n}")) for n, c in enumerate(choices)
+    ]
+    sent = values + junk
+    order.shuffle(sent)
+    header = "; ".join(f"cookie_gate={v}" for v in sent).encode() or None
+    consent = resolver.resolve(header, gpc, now).consent
+    for choice in choices:
+        assert consent.categories <= frozenset(choice) | {"necessary"}
+    if junk:
+        assert consent.categories <= resolver.undecided(gpc).categories
+    if choices and not junk:
+        assert consent.decided
+        assert consent.categories == frozenset.intersection(*(frozenset(c) for c in choices)) | {"necessary"}
