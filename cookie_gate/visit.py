@@ -2,8 +2,10 @@
 
 A browser sends the same `Cookie` header on request after request, so the whole
 analysis (split, verify the consent cookie, classify every name, rebuild the header)
-is cached per header value. Only the consent's expiry depends on the clock; it is
-checked on every hit, so an expired decision is never served from the cache.
+is cached per header value. Only the consent's expiry depends on the clock, and only
+a withdrawal learnt since (`withdrawals.py`) can change what a header meant; both are
+checked on every hit, so neither an expired nor a withdrawn decision is served from
+the cache.
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ MAX_CHECKED = 65_536
 MAX_QUEUED = 4096
 #: Ids per store query.
 LOOKUP_BATCH = 100
+#: The worker thread ends after this long without work, and starts again with the next id.
+WORKER_IDLE_SECONDS = 60.0
 
 
 class Withdrawals:
@@ -48,7 +50,10 @@ class Withdrawals:
         self._queue: collections.deque[str] = collections.deque()
         self._queued: set[str] = set()
         self._lock = threading.Lock()
+        #: Wakes the worker when ids are queued, and `wait` when the worker has nothing left.
+        self._changed = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
+        self._busy = False
         self.dropped = 0
         self.failed = 0
 
@@ -68,7 +73,7 @@ class Withdrawals:
             self.times[consent_id] = at
 
     def check_later(self, consent_id: str) -> None:
-        """Queue `consent_id` for a lookup in the store, once; never blocks."""
+        """Queue `consent_id` for a lookup in the store, once; never blocks on the store."""
         if self._lookup is None or consent_id in self._checked or consent_id in self._queued:
             return
         with self._lock:
@@ -79,34 +84,46 @@ class Withdrawals:
                 return
             self._queue.append(consent_id)
             self._queued.add(consent_id)
-            if self._background and self._worker is None:
-                self._worker = threading.Thread(target=self._drain, name="cookie_gate-withdrawals", daemon=True)
+            if not self._background:
+                return
+            if self._worker is None:
+                # Started once and kept while there is work, so a request rarely pays for a thread.
+                self._worker = threading.Thread(target=self._work, name="cookie_gate-withdrawals", daemon=True)
                 self._worker.start()
+            else:
+                self._changed.notify_all()
 
     def check_pending(self) -> None:
-        """Look up every queued id now, in this thread (the worker's loop; tests call it directly)."""
-        while self._look_up_batch():
-            pass
+        """Look up every queued id now, in this thread (what the worker does; tests call it directly)."""
+        while True:
+            with self._lock:
+                batch = self._next_batch()
+            if not batch:
+                return
+            self._look_up(batch)
 
     def wait(self, timeout: float) -> bool:
-        """Wait for the worker to finish what is queued; True when it did (for tests and shutdown)."""
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
-            return not worker.is_alive()
-        return True
-
-    def _drain(self) -> None:
-        while self._look_up_batch(stop_when_empty=True):
-            pass
-
-    def _look_up_batch(self, stop_when_empty: bool = False) -> bool:
+        """Wait until every queued id was looked up; True when that happened in time (for tests)."""
         with self._lock:
-            if not self._queue:
-                if stop_when_empty:
-                    self._worker = None
-                return False
-            batch = [self._queue.popleft() for _ in range(min(LOOKUP_BATCH, len(self._queue)))]
+            return self._changed.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._busy = False
+                    self._changed.notify_all()
+                    if not self._changed.wait(WORKER_IDLE_SECONDS) and not self._queue:
+                        self._worker = None
+                        return
+                batch = self._next_batch()
+                self._busy = True
+            self._look_up(batch)
+
+    def _next_batch(self) -> list[str]:
+        return [self._queue.popleft() for _ in range(min(LOOKUP_BATCH, len(self._queue)))]
+
+    def _look_up(self, batch: list[str]) -> None:
         assert self._lookup is not None
         try:
             found = self._lookup(batch)
@@ -115,13 +132,13 @@ class Withdrawals:
             if self.failed == 1:
                 logger.error("cookie_gate could not look up withdrawn consent ids: %s", type(error).__name__)
             self._done(batch, checked=False)
-            return True
+            return
         for consent_id, at in found.items():
             self.add(consent_id, at)
         self._done(batch, checked=True)
-        return True
 
     def _done(self, ids: Iterable[str], checked: bool) -> None:
+        """Forget `ids` as queued; when their lookup answered, remember them as checked."""
         with self._lock:
             self._queued.difference_update(ids)
             if not checked:
