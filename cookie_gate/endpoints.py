@@ -284,9 +284,12 @@ class Endpoints:
             parts.append("Secure")
         if self._needs_https and not secure and not self._warned_http:
             self._warned_http = True
+            # Sent with Secure all the same: behind a TLS proxy whose headers the server does not
+            # trust, the browser is on https and takes the cookie; on plain http it refuses it.
             logger.warning(
-                "cookie_gate: cookie_name %r needs https but a decision came over http; browsers other than on"
-                " localhost refuse the cookie, so visitors stay undecided (behind a proxy: trust its headers)",
+                "cookie_gate: cookie_name %r is sent with Secure, but a decision came over http: fine behind an"
+                " https proxy (let the server trust its headers to silence this), otherwise browsers refuse the"
+                " cookie outside localhost and visitors stay undecided",
                 self._config.cookie_name,
             )
         return "; ".join(parts).encode("latin-1")

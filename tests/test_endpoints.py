@@ -533,5 +533,5 @@ async def test_a_host_prefixed_consent_cookie_over_plain_http_is_still_secure_an
         response = await client.post(CONSENT, json={"accept": []})
         assert response.status_code == 200
         assert set_cookies(response)[0].endswith("; Secure")
-    warnings = [r for r in caplog.records if "needs https" in r.getMessage()]
+    warnings = [r for r in caplog.records if "is sent with Secure" in r.getMessage()]
     assert len(warnings) == 1
