@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import given, settings, strategies as st
+from itsdangerous import Signer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -279,6 +281,9 @@ async def test_tampered_expired_or_foreign_consent_cookies_mean_undecided(
     }
     raw = {label: f"cookie_gate={value}".encode() for label, value in variants.items()}
     raw["non-utf8"] = b"cookie_gate=\xff\xfe." + signature.encode()
+    raw["100 KB"] = b"cookie_gate=" + good.encode() * (100_000 // len(good))
+    other_salt = Signer(SECRET, salt="another.salt", key_derivation="hmac", digest_method=hashlib.sha256)
+    raw["other salt"] = b"cookie_gate=" + other_salt.sign(payload.encode())
     for label, value in raw.items():
         body = (await client.get("/echo", headers=[(b"cookie", value)])).json()
         assert body["decided"] is False, label
