@@ -8,14 +8,16 @@ gateway keeps, per process:
 * the ids it saw withdrawn, with the time of the withdrawal: filled at once when this
   process logs one, and by `GET /consent`, which reads the log anyway;
 * a lookup in the store for every consent id it verifies for the first time, done
-  by a short-lived thread while the request goes on with the cookie as it reads.
+  by a worker thread (kept while there is work) while the request goes on with the
+  cookie as it reads.
   When the store answers "withdrawn", the next request with that cookie is undecided.
 
 A decision made after a withdrawal under the same id counts again, hence the time.
 Another instance's withdrawal is seen when this process first meets the id, or once
 the id has aged out of the bounded memory of checked ids and is met again; not while
 the same value stays in use here. Every structure is bounded; a lookup that cannot be
-queued or that fails is counted and logged, never retried in a loop.
+queued or that fails is counted and logged once, and tried again only when the id
+is verified again.
 """
 
 from __future__ import annotations
