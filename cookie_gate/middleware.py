@@ -26,12 +26,14 @@ from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import Config, ConfigError, Options, load_config
 from cookie_gate.consent import Consent, ConsentCodec
-from cookie_gate.cookies import DomainVariants, is_deletion, request_host, set_cookie_name
+from cookie_gate.cookies import DomainVariants, is_deletion, set_cookie_name
 from cookie_gate.endpoints import Endpoints
+from cookie_gate.hosts import AllowedHosts, request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import StoreError, open_store
 from cookie_gate.visit import Visit, VisitResolver
+from cookie_gate.withdrawals import Withdrawals
 
 #: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
@@ -85,14 +87,17 @@ class CookieGateMiddleware:
         codec = ConsentCodec(
             settings.secret_keys, policy_version=settings.policy_version, categories=settings.category_names
         )
-        variants = DomainVariants(PublicSuffixList().privatesuffix)
-        self.visits = VisitResolver(settings, codec, self.classifier, variants)
+        variants = DomainVariants(PublicSuffixList().privatesuffix, AllowedHosts(settings.allowed_hosts))
         self.banner = BannerRenderer(settings)
         try:
             self.store = open_store(settings.store)
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
-        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store, clock)
+        self.withdrawals = Withdrawals(self.store.withdrawals)
+        self.visits = VisitResolver(settings, codec, self.classifier, variants, self.withdrawals)
+        self.endpoints = Endpoints(
+            settings, codec, self.classifier, self.visits, variants, self.store, clock, self.withdrawals
+        )
         self.statistics = (
             Statistics(settings, self.store, self.classifier.new_names, clock=clock) if settings.statistics else None
         )
@@ -180,7 +185,7 @@ class CookieGateMiddleware:
         if several:
             # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1.
             rebuilt = [(n, v) for n, v in headers if n.lower() != b"cookie"]
-        elif visit.refused:
+        elif visit.refused or visit.conflicting:
             rebuilt = [pair for pair in headers if pair[1] is not cookie or pair[0] is not cookie_name]
         else:
             rebuilt = None
@@ -351,7 +356,7 @@ class CookieGateMiddleware:
         if raw is not None:
             return _cached_host(raw)
         server = scope.get("server")
-        return str(server[0]).lower() if server else ""
+        return _cached_host(str(server[0]).encode("latin-1", "replace")) if server else ""
 
     def _websocket_responder(self, scope: Scope, send: Send) -> Send:
         allowed = self._enter(scope)[0].consent.categories
