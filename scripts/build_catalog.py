@@ -486,7 +486,9 @@ def add_families(entries: list[dict[str, object]], tables: Tables, stats: Stats)
                 table, kind, key = tables.suffixes, "suffixes", pattern[1:]
             else:
                 table, kind, key = tables.exact, "exact", pattern
-            table[key] = stats.family_entries[pattern] = category
+            if key in stats.family_entries and table.get(key) == category:
+                continue  # an earlier reviewed entry already files it the same way; keep its attribution
+            table[key] = stats.family_entries[key] = category
             tables.why[kind][key] = reason
             tables.why["ignored"].pop(key, None)
 
