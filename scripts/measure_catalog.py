@@ -93,7 +93,7 @@ def first_party_cookies(path: Path = CRAWL) -> list[CrawlCookie]:
 def consensus_labels(cookies: list[CrawlCookie]) -> list[str]:
     """Each cookie's consensus label (see the module docstring)."""
     votes: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for name, site, label in sorted({(c.name, c.site, c.label) for c in cookies}):
+    for name, _site, label in sorted({(c.name, c.site, c.label) for c in cookies}):
         votes[name][label] += 1
     out = []
     for cookie in cookies:

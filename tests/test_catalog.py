@@ -10,8 +10,8 @@ from __future__ import annotations
 import collections
 import csv
 import functools
-import json
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping

@@ -30,7 +30,9 @@ SESSION_ID = "k3j4h5g6f7d8s9a0q1w2e3r4t5y6u7i8"  # what a framework's random ses
 
 
 def classifier(mode: str = "allow") -> CookieClassifier:
-    return CookieClassifier(load_config(None, environ={}, secret_key="a-test-secret-of-some-length", unknown_cookies=mode))
+    return CookieClassifier(
+        load_config(None, environ={}, secret_key="a-test-secret-of-some-length", unknown_cookies=mode)
+    )
 
 
 # -- the rules --------------------------------------------------------------------------------
