@@ -41,6 +41,8 @@ MAX_INVENTORY_NAME = 100
 MAX_INVENTORY_SET_NAMES = 5000
 #: Names only seen in requests: anyone can make these up, so they have their own, smaller budget.
 MAX_INVENTORY_SENT_NAMES = 1000
+#: Names whose request sighting (and verdict) is remembered; beyond this the oldest is forgotten.
+MAX_SIGHTED_NAMES = 8192
 #: The inventory entry that says names were left out; ";" can never be in a cookie name.
 TRUNCATED = ";truncated"
 _UNJUDGED = "\x00unjudged"
@@ -64,13 +66,15 @@ class CookieClassifier:
         self.category: Callable[[str], str] = self._judged if self._mode == "suspect" else self._cached
         #: Inventory entries (name, category, who filed it) for the statistics writer, which drains it.
         self.new_names: collections.deque[tuple[str, str, str]] = collections.deque()
-        #: Names already recorded from requests and from the app's Set-Cookies; the hot paths check these.
-        self.recorded_sent: set[str] = set()
-        self.recorded_set: set[str] = set()
+        #: Names sighted in requests, with the heuristic's verdict for undeclared ones (None for the others).
+        #: Bounded, oldest out: a name pushed out by a flood of made-up ones is simply judged again.
+        self.sighted: collections.OrderedDict[str, Verdict | None] = collections.OrderedDict()
+        #: Names the app was seen setting, with the verdict for undeclared ones; the hot path checks this.
+        self.recorded_set: dict[str, Verdict | None] = {}
+        #: Names already in the inventory from requests (a budget of its own).
+        self._inventoried_sent: set[str] = set()
         #: Sightings of names left out of the inventory because a budget was spent.
         self.unrecorded = 0
-        #: Judgments of undeclared names, and whether each came from the app's own Set-Cookie.
-        self._verdicts: dict[str, tuple[Verdict, bool]] = {}
         #: Called when a judgment changes a category (suspect mode), so cached visits are redone.
         self.on_change: list[Callable[[], None]] = []
 
@@ -90,8 +94,8 @@ class CookieClassifier:
         category = self._cached(name)
         if category is not _UNJUDGED:
             return category
-        judged = self._verdicts.get(name)
-        return SUSPECT_CATEGORY if judged is not None and judged[0].suspect else NECESSARY
+        verdict = self.verdict(name)
+        return SUSPECT_CATEGORY if verdict is not None and verdict.suspect else NECESSARY
 
     def source(self, name: str) -> str:
         """Who filed `name`: "gateway", "site", "catalogue" or "unknown" (for the admin's tools)."""
@@ -103,42 +107,44 @@ class CookieClassifier:
         return "catalogue" if known is not None and known in self._known else "unknown"
 
     def verdict(self, name: str) -> Verdict | None:
-        """The heuristic's judgment of an undeclared name this process has seen, if any."""
-        judged = self._verdicts.get(name)
-        return None if judged is None else judged[0]
+        """The heuristic's judgment of an undeclared name; what the app's own Set-Cookie showed wins."""
+        verdict = self.recorded_set.get(name)
+        return verdict if verdict is not None else self.sighted.get(name)
 
     def sent(self, name: str, value: str) -> None:
-        """First sight of `name` in a request (the visit resolver calls this once per name)."""
-        if len(self.recorded_sent) >= MAX_INVENTORY_SENT_NAMES:
+        """A sighting of `name` in a request (the visit resolver calls this for names not in `sighted`)."""
+        verdict = self._judge(name, Sighting(value[:MAX_VALUE]))
+        self.sighted[name] = verdict
+        if len(self.sighted) > MAX_SIGHTED_NAMES:
+            self.sighted.popitem(last=False)
+        if name in self._inventoried_sent:
+            return
+        if len(self._inventoried_sent) >= MAX_INVENTORY_SENT_NAMES:
             self._left_out("names seen only in requests")
             return
-        self.recorded_sent.add(name)
-        self._sight(name, Sighting(value[:MAX_VALUE]))
+        self._inventoried_sent.add(name)
+        self._record(name, verdict)
 
     def was_set(self, name: str, set_cookie: bytes, now: float) -> None:
-        """First sight of the app setting `name` (the middleware calls this once per name)."""
+        """First sight of the app setting `name` (the middleware calls this for names not in `recorded_set`)."""
         if len(self.recorded_set) >= MAX_INVENTORY_SET_NAMES:
             self._left_out("names the app sets")
             return
-        self.recorded_set.add(name)
         value = set_cookie.split(b";", 1)[0].partition(b"=")[2].strip()[:MAX_VALUE].decode("latin-1")
-        self._sight(name, set_cookie_sighting(set_cookie, value, now))
+        before = self.verdict(name)
+        verdict = self._judge(name, set_cookie_sighting(set_cookie, value, now))
+        self.recorded_set[name] = verdict
+        if self._mode == "suspect" and before is not None and verdict is not None and before.suspect != verdict.suspect:
+            for callback in self.on_change:
+                callback()
+        self._record(name, verdict)
 
-    def _sight(self, name: str, sighting: Sighting) -> None:
-        source = self.source(name)
-        if source == "unknown":
-            judged = self._verdicts.get(name)
-            if judged is None or (sighting.set_by_app and not judged[1]):
-                verdict = judge(name, sighting)
-                self._verdicts[name] = (verdict, sighting.set_by_app)
-                changed = judged is not None and judged[0].suspect != verdict.suspect
-                if changed and self._mode == "suspect":
-                    for callback in self.on_change:
-                        callback()
-            verdict = self._verdicts[name][0]
-            if verdict.suspect:
-                source = verdict.describe()
+    def _judge(self, name: str, sighting: Sighting) -> Verdict | None:
+        return judge(name, sighting) if self.source(name) == "unknown" else None
+
+    def _record(self, name: str, verdict: Verdict | None) -> None:
         if 0 < len(name) <= MAX_INVENTORY_NAME:
+            source = verdict.describe() if verdict is not None and verdict.suspect else self.source(name)
             self.new_names.append((name, self.category(name), source))
 
     def _left_out(self, what: str) -> None:

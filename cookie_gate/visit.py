@@ -98,14 +98,14 @@ class VisitResolver:
                 consent_id=decision.consent_id,
             )
         category = self._classifier.category
-        recorded, sent = self._classifier.recorded_sent, self._classifier.sent
+        sighted, sent = self._classifier.sighted, self._classifier.sent
         allowed = consent.categories
         kept: list[bytes] = []
         refused: list[str] = []
         names: list[tuple[str, str]] = []
         counter = None
         for name, segment in segments:
-            if name not in recorded:
+            if name not in sighted:
                 # Before the category: the first sighting is what judges an undeclared name.
                 sent(name, cookie_value(segment))
             owner = category(name)

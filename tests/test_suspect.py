@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from cookie_gate.classify import (
     MAX_INVENTORY_SENT_NAMES,
+    MAX_SIGHTED_NAMES,
     SUSPECT_CATEGORY,
     TRUNCATED,
     CookieClassifier,
@@ -208,3 +209,15 @@ async def test_a_cached_visit_is_redone_when_the_app_clears_a_suspicion(gate: Ga
     assert (await client.get("/echo", headers=sent)).json()["raw"] is None
     await client.get("/device")  # the app sets it, HttpOnly: no script can read it
     assert (await client.get("/echo", headers=sent)).json()["raw"] == sent["cookie"]
+
+
+def test_a_flood_of_made_up_names_cannot_switch_the_heuristic_off() -> None:
+    """Past every budget, a tracker is still judged on sight and the app's own verdicts stay."""
+    gate = classifier("suspect")
+    gate.was_set("prefs_blob", f"prefs_blob={UUID}; Max-Age=31536000".encode(), NOW)
+    for i in range(MAX_SIGHTED_NAMES + 1000):
+        gate.sent(f"junk{i}", "1")
+    assert len(gate.sighted) == MAX_SIGHTED_NAMES
+    gate.sent("wow.anonymousId", UUID)
+    assert gate.category("wow.anonymousId") == SUSPECT_CATEGORY
+    assert gate.category("prefs_blob") == SUSPECT_CATEGORY
