@@ -16,13 +16,33 @@ must contain::
 catalogue (and the test suite checks that doing so is byte-identical).
 
 The output maps a cookie name to one of four consent categories, through an
-``exact`` table and a ``prefixes`` table (longest prefix wins at lookup time).
+``exact`` table, a ``prefixes`` table (longest prefix wins at lookup time) and a
+``suffixes`` table (Rails' ``_<app>_session``; used only when nothing else matches).
+A ``why`` table gives every rule's source (the data set and platform, or the vendor's
+or framework's documentation URL) and the reason a source row was *not* used, for
+``cookie-gate cookies NAME``.
 Categories are stored as one-letter codes (``codes`` says which) to keep the
 shipped file small. Every rule below is deterministic and the JSON is written
 with sorted keys, so regenerating from the same inputs gives the same bytes.
 
 How the tables are built, in order (later steps never silently undo earlier
 ones except where stated):
+
+0. **What a row may say.** Two rules keep rows from filing what they do not describe:
+
+   * *Vendor-domain rows.* An OCD row whose ``Domain`` is the vendor's own
+     (``instagram.com``, ``adform.net (3rd party)``) describes a cookie that never
+     passes through a first-party gateway. Its name is used only if it is
+     *distinctive*: it carries the vendor's mark (a word of the platform's name or its
+     domain's label: ``_shopify_y``, ``intercom-id-``, ``id5``), starts with an
+     underscore (``_fbp``, ``_gcl_au``: scripts set those on the site's own domain), or
+     is at least six characters with structure (digits, separators or capitals:
+     ``UserMatchHistory``). Short names (``c``, ``uid``, ``SID``) and plain words
+     (``presence``, ``sessionid``) say nothing about a site's cookie of that name.
+   * *Generic names.* A name of two characters or fewer, or one made only of the
+     generic words listed in ``catalog_families.toml`` (``auth_token``, ``sessionid``,
+     ``visitor_id``), never gets a tracking category from a data set alone: an app
+     calls its own cookies that.
 
 1. **Open Cookie Database (OCD)**, the primary source. Category mapping per the
    OCD README: Functional, Security, Necessary -> necessary; Personalization ->
@@ -87,7 +107,17 @@ ones except where stated):
 
 4. **CookieBlock ``name_match``**: CookieBlock's global, hand-curated overrides
    (consent-manager and Cloudflare cookies that must never be blocked). They win
-   over everything else, as they do in CookieBlock itself.
+   over the data sets, as they do in CookieBlock itself.
+
+5. **Reviewed families and frameworks** (``scripts/catalog_families.toml``): tracker
+   families the database files as Functional or does not know (Hotjar, AddThis,
+   Tealium, Dynatrace, Criteo, Permutive, Shopify's analytics), and the session,
+   CSRF, auth, cart and locale cookies of frameworks and platforms (Django, Rails,
+   Laravel, Express, PHP, Java, ASP.NET, WordPress, WooCommerce, Shopify, NextAuth,
+   Keycloak, Starlette/Flask/Quart/Litestar) plus the generic names apps use for
+   themselves, all necessary. Each entry cites its vendor's or framework's
+   documentation, and wins over every data set; a family's prefix re-files the names
+   under it, except cookies that record a consent or opt-out choice.
 
 The crawl in ``cookieblock-consent-crawler/`` is deliberately *not* read here:
 it is the test set that the catalogue is evaluated against.
