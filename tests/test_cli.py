@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cookie_gate.classify import TRUNCATED
 from cookie_gate.cli import main
 from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
@@ -82,6 +83,20 @@ def test_cookies_without_names_prints_the_declaration_table_and_the_inventory(
     store.close()
     assert main(["--config", DEMO_CONFIG, "--store", url, "cookies"]) == 0
     assert "_ga     analytics  catalogue  2026-12-01  2026-12-03" in capsys.readouterr().out
+
+
+def test_a_truncated_inventory_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'inventory.sqlite3'}"
+    store = SQLiteStore(tmp_path / "inventory.sqlite3")
+    note = "the inventory is full: further names seen only in requests were not recorded"
+    store.add_stats(
+        StatsBatch(cookies={TRUNCATED: ("-", note, "2026-12-01"), "_ga": ("analytics", "catalogue", "2026-12-01")})
+    )
+    store.close()
+    assert main(["--config", DEMO_CONFIG, "--store", url, "cookies"]) == 0
+    out = capsys.readouterr().out
+    assert "Cookies seen on this site (1)" in out and f"(truncated: {note})" in out
+    assert TRUNCATED not in out.replace(f"(truncated: {note})", "")
 
 
 @pytest.mark.anyio
