@@ -112,7 +112,13 @@ class CookieClassifier:
         return verdict if verdict is not None else self.sighted.get(name)
 
     def sent(self, name: str, value: str) -> None:
-        """A sighting of `name` in a request (the visit resolver calls this for names not in `sighted`)."""
+        """A sighting of `name` in a request (the visit resolver calls this for names not in `sighted`).
+
+        Names longer than a person would read are neither remembered nor judged, so a client
+        sending huge made-up names cannot make this memory grow past a few megabytes.
+        """
+        if not 0 < len(name) <= MAX_INVENTORY_NAME:
+            return
         verdict = self._judge(name, Sighting(value[:MAX_VALUE]))
         self.sighted[name] = verdict
         if len(self.sighted) > MAX_SIGHTED_NAMES:
@@ -127,6 +133,8 @@ class CookieClassifier:
 
     def was_set(self, name: str, set_cookie: bytes, now: float) -> None:
         """First sight of the app setting `name` (the middleware calls this for names not in `recorded_set`)."""
+        if not 0 < len(name) <= MAX_INVENTORY_NAME:
+            return
         if len(self.recorded_set) >= MAX_INVENTORY_SET_NAMES:
             self._left_out("names the app sets")
             return
@@ -143,9 +151,8 @@ class CookieClassifier:
         return judge(name, sighting) if self.source(name) == "unknown" else None
 
     def _record(self, name: str, verdict: Verdict | None) -> None:
-        if 0 < len(name) <= MAX_INVENTORY_NAME:
-            source = verdict.describe() if verdict is not None and verdict.suspect else self.source(name)
-            self.new_names.append((name, self.category(name), source))
+        source = verdict.describe() if verdict is not None and verdict.suspect else self.source(name)
+        self.new_names.append((name, self.category(name), source))
 
     def _left_out(self, what: str) -> None:
         if not self.unrecorded:

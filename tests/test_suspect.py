@@ -221,3 +221,15 @@ def test_a_flood_of_made_up_names_cannot_switch_the_heuristic_off() -> None:
     gate.sent("wow.anonymousId", UUID)
     assert gate.category("wow.anonymousId") == SUSPECT_CATEGORY
     assert gate.category("prefs_blob") == SUSPECT_CATEGORY
+
+
+def test_the_classifiers_memory_of_sightings_is_bounded_whatever_the_names() -> None:
+    gate = classifier("suspect")
+    tracemalloc.start()
+    for i in range(MAX_SIGHTED_NAMES * 2):
+        gate.sent(f"{i:08d}" + "n" * 92, "v" * 4000)  # the longest names it remembers, with huge values
+        gate.sent(f"{i:08d}" + "x" * 4000, "1")  # longer names: not remembered at all
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(gate.sighted) == MAX_SIGHTED_NAMES
+    assert peak < 8_000_000
