@@ -4,12 +4,12 @@ The admin's own patterns win over the built-in catalogue, so a site can re-file 
 well-known cookie. Lookups are cached per name because a site sees the same few
 dozen names on every request.
 
-Names nobody declared are judged by `suspect.py` from their first sighting (the
-value a request carried, or the app's Set-Cookie with its lifetime and HttpOnly).
-The judgment lives here, in the process, so that `unknown_cookies = "suspect"` can
-refuse a suspected tracker on the very request that first carries it: it depends
-only on what this process has seen, never on the store. It is redone once, when the
-app is first seen setting a name that was first seen in a request.
+Names nobody declared are judged by `suspect.py` when they are sighted: the value a
+request carried, or the app's Set-Cookie with its lifetime and HttpOnly. The judgment
+lives here, in the process, so that `unknown_cookies = "suspect"` can refuse a
+suspected tracker on the very request that first carries it: it depends only on what
+this process has seen, never on the store. What the app's own Set-Cookie showed wins
+over what requests showed, and when it changes a category the cached visits are redone.
 
 The inventory (names, their category and who filed them) is fed from the same
 sightings, with separate budgets for names the app sets and names only seen in
@@ -142,7 +142,8 @@ class CookieClassifier:
         before = self.verdict(name)
         verdict = self._judge(name, set_cookie_sighting(set_cookie, value, now))
         self.recorded_set[name] = verdict
-        if self._mode == "suspect" and before is not None and verdict is not None and before.suspect != verdict.suspect:
+        # A cached visit may hold this name filed from a request sighting (or from none, if it was pushed out).
+        if self._mode == "suspect" and verdict is not None and (before is None or before.suspect != verdict.suspect):
             for callback in self.on_change:
                 callback()
         self._record(name, verdict)

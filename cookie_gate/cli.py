@@ -125,10 +125,10 @@ _UNKNOWN_POLICY = {
 def _inventory(rows: Sequence[tuple[str, str, str, str, str]]) -> str:
     if not rows:
         return "\nNo cookies seen yet (the inventory fills as requests and responses pass the gateway)."
-    header = ("cookie", "category", "filed by", "first seen", "last seen")
-    width = [max(len(r[i]) for r in (*rows, header)) for i in range(4)]
     truncated = [row for row in rows if row[0] == TRUNCATED]
     rows = [row for row in rows if row[0] != TRUNCATED]
+    header = ("cookie", "category", "filed by", "first seen", "last seen")
+    width = [max(len(r[i]) for r in (*rows, header)) for i in range(4)]
     lines = ["", f"Cookies seen on this site ({len(rows)})"]
     if truncated:
         lines.append(f"  (truncated: {truncated[0][2]})")
@@ -164,6 +164,9 @@ def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
     blocks = []
     for name in names:
         category, source = classifier.category(name), classifier.source(name)
+        suspected = source == "unknown" and seen.get(name, "").startswith("suspected tracker")
+        if suspected and config.unknown_cookies == "suspect":
+            category = SUSPECT_CATEGORY  # what the gateway does with it, once it has seen it
         lines = [f"{name}: {category}"]
         if source == "gateway":
             lines.append("  filed by: the gateway itself (the consent choice or the visit counter)")
@@ -180,9 +183,8 @@ def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
                 )
                 if rule is not None:
                     lines.append(f"  not filed from: {rule.reason}")
-                verdict = seen.get(name, "")
-                if verdict.startswith("suspected tracker"):
-                    lines.append(f"  heuristic: {verdict}")
+                if suspected:
+                    lines.append(f"  heuristic: {seen[name]}")
                 else:
                     lines.append(
                         "  heuristic: not suspected from what the gateway has seen"

@@ -66,7 +66,13 @@ def test_cookies_name_explains_a_framework_cookie_and_the_heuristics_verdict(
     assert "sessionid: necessary\n  filed by: the built-in catalogue, exact name 'sessionid'" in out
     assert "  source: Django: https://docs.djangoproject.com/" in out
     assert f"  heuristic: {verdict}" in out
+    assert "visitor_key: necessary\n" in out  # unknown_cookies = "allow": marked, not refused
     assert "  not filed from: Open Cookie Database row about a vendor's own domain" in out
+    suspecting = tmp_path / "suspect.toml"
+    suspecting.write_text('unknown_cookies = "suspect"\n', encoding="utf-8")
+    assert main(["--config", str(suspecting), "--store", url, "cookies", "visitor_key"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("visitor_key: marketing\n") and "suspected trackers refused as marketing" in out
 
 
 def test_cookies_without_names_prints_the_declaration_table_and_the_inventory(
