@@ -64,6 +64,7 @@ _ANALYTICS_ID = re.compile(r"^[A-Za-z]{2,3}\d?\.\d\.\d{5,}\.\d{9,}")
 _UNIX_TIME = re.compile(r"(?<![0-9])1[0-9]{9}(?:[0-9]{3})?(?![0-9])")
 _RANDOM_ALPHABET = re.compile(r"[A-Za-z0-9+/=_.-]+")
 _LONG_NUMBER = re.compile(r"[0-9]{6,}")
+_ALPHANUMERIC_RUN = re.compile(r"(?=[A-Za-z]*[0-9])(?=[0-9]*[A-Za-z])[A-Za-z0-9]{8,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ class Sighting:
     value: str
     #: The app sent a Set-Cookie for it (else it was only ever seen in requests: a script set it).
     set_by_app: bool = False
-    #: Max-Age, or Expires minus Date, in seconds; None for a session cookie or one not seen set.
+    #: Max-Age, or Expires minus the response's time, in seconds; None for a session cookie or one not seen set.
     lifetime: int | None = None
     http_only: bool = False
 
@@ -100,8 +101,10 @@ def value_shape(value: str) -> str | None:
     if _ANALYTICS_ID.search(value):
         return "an analytics-style id (<version>.<n>.<id>.<time>)"
     times = _UNIX_TIME.findall(value)
-    if times and len(value) > len(times[0]) + 4 and (_UUID.search(value) or _LONG_NUMBER.sub("", value, 1) != value):
-        return "an id with an embedded Unix time"
+    if times:
+        rest = value.replace(times[0], "", 1)  # what is left beside the time must be an id of its own
+        if _UUID.search(rest) or _LONG_NUMBER.search(rest) or _ALPHANUMERIC_RUN.search(rest):
+            return "an id with an embedded Unix time"
     if _UUID.search(value) or _HEX_UUID.fullmatch(value):
         return "a UUID"
     if _is_random(value):

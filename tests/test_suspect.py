@@ -80,6 +80,8 @@ def test_value_shapes() -> None:
     assert value_shape("2266879804123") == "a long number"  # not a plausible Unix time: an id
     assert value_shape("0123456789") == "a long number"
     assert value_shape(f'"{UUID}"') == "a UUID"
+    assert value_shape("expires=1613228569&foo=bar") is None  # a time beside words, no id of its own
+    assert value_shape("1613227462870-New") is None
 
 
 def test_set_cookie_sightings_read_max_age_before_expires() -> None:
