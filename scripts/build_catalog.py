@@ -342,7 +342,7 @@ def is_distinctive(name: str, platform: str, domain: str, vocabulary: Vocabulary
         return True
     if name.startswith("_") and len(name) >= 3:
         return True
-    return len(name) >= 6 and not name.isalpha() or (len(name) >= 6 and name != lowered)
+    return len(name) >= 6 and (not name.isalpha() or name != lowered)
 
 
 def tracking_vendors(rows: Iterable[Mapping[str, str]]) -> dict[str, str]:
