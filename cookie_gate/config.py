@@ -23,7 +23,7 @@ from cookie_gate.hosts import host_pattern_problem
 from cookie_gate.texts import BUILT_IN, KEYS
 
 Mode = Literal["opt-in", "opt-out"]
-UnknownCookies = Literal["allow", "block"]
+UnknownCookies = Literal["allow", "suspect", "block"]
 SettingsButton = Literal["bottom-left", "bottom-right", "off"]
 LOCALES = ("ko", "en")
 MIN_PREFIX_LENGTH = 3
@@ -420,7 +420,7 @@ def _categories(value: Any) -> tuple[Category, ...]:
 
 def _validate(config: Config) -> Config:
     _choice("mode", config.mode, ("opt-in", "opt-out"))
-    _choice("unknown_cookies", config.unknown_cookies, ("allow", "block"))
+    _choice("unknown_cookies", config.unknown_cookies, ("allow", "suspect", "block"))
     if not isinstance(config.policy_version, str) or not _POLICY_VERSION.match(config.policy_version):
         raise ConfigError("policy_version", "must be 1-32 characters of letters, digits, '.', '_' or '-'")
     for key in (

@@ -84,6 +84,7 @@ class CookieGateMiddleware:
         self._clock = clock
         self.config = settings = load_config(config, secret_key=secret_key, **options)
         self.classifier = CookieClassifier(settings)
+        self._recorded_set = self.classifier.recorded_set
         codec = ConsentCodec(
             settings.secret_keys, policy_version=settings.policy_version, categories=settings.category_names
         )
@@ -259,7 +260,7 @@ class CookieGateMiddleware:
                 if field is None:
                     continue
             if field == _SET_COOKIE:
-                if self._refuses(value, allowed):
+                if self._refuses(value, allowed, now):
                     dropped.add(id(value))
             elif field == _CONTENT_TYPE:
                 content_type = value
@@ -347,9 +348,16 @@ class CookieGateMiddleware:
         head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
         return head, body
 
-    def _refuses(self, set_cookie: bytes, allowed: frozenset[str]) -> bool:
-        """Whether a Set-Cookie must be dropped; the app deleting a cookie is always let through."""
-        return self.classifier.category(set_cookie_name(set_cookie)) not in allowed and not is_deletion(set_cookie)
+    def _refuses(self, set_cookie: bytes, allowed: frozenset[str], now: float) -> bool:
+        """Whether a Set-Cookie must be dropped; the app deleting a cookie is always let through.
+
+        The first time the app sets a name, the classifier sees it (inventory, and the
+        judgment of an undeclared name), before the category is asked for.
+        """
+        name = set_cookie_name(set_cookie)
+        if name not in self._recorded_set and not is_deletion(set_cookie):
+            self.classifier.was_set(name, set_cookie, now)
+        return self.classifier.category(name) not in allowed and not is_deletion(set_cookie)
 
     @staticmethod
     def _host(scope: Scope, raw: bytes | None) -> str:
@@ -359,12 +367,15 @@ class CookieGateMiddleware:
         return _cached_host(str(server[0]).encode("latin-1", "replace")) if server else ""
 
     def _websocket_responder(self, scope: Scope, send: Send) -> Send:
-        allowed = self._enter(scope)[0].consent.categories
+        visit, now = self._enter(scope)[:2]
+        allowed = visit.consent.categories
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "websocket.accept" and message.get("headers"):
                 kept = [
-                    (n, v) for n, v in message["headers"] if n.lower() != b"set-cookie" or not self._refuses(v, allowed)
+                    (n, v)
+                    for n, v in message["headers"]
+                    if n.lower() != b"set-cookie" or not self._refuses(v, allowed, now)
                 ]
                 message = {**message, "headers": kept}
             await send(message)

@@ -69,6 +69,8 @@ class VisitResolver:
         self._undecided = {gpc: Consent(categories, decided=False, gpc=gpc) for gpc, categories in undecided.items()}
         self._no_cookies = {gpc: Visit(consent, None, None, (), (), None) for gpc, consent in self._undecided.items()}
         self._cached = functools.lru_cache(maxsize=4096)(self._resolve)
+        # A judgment of an undeclared name can change its category (unknown_cookies = "suspect").
+        classifier.on_change.append(self._cached.cache_clear)
 
     def resolve(self, cookie_header: bytes | None, gpc: bool, now: float) -> Visit:
         if cookie_header is None:
@@ -140,14 +142,18 @@ class VisitResolver:
                     consent_id=decision.consent_id,
                 )
         category = self._classifier.category
+        sighted, sent = self._classifier.sighted, self._classifier.sent
         allowed = consent.categories
         kept: list[bytes] = []
         refused: list[str] = []
-        sent: list[tuple[str, str]] = []
+        names: list[tuple[str, str]] = []
         counter = None
         for name, segment in segments:
+            if name not in sighted:
+                # Before the category: the first sighting is what judges an undeclared name.
+                sent(name, cookie_value(segment))
             owner = category(name)
-            sent.append((name, owner))
+            names.append((name, owner))
             if conflicting and name == self._cookie_name:
                 continue
             if owner in allowed:
@@ -162,7 +168,7 @@ class VisitResolver:
             app_cookie = join_segments(kept) if kept else None
         signed = tuple((d.consent_id, d.decided_at) for d in valid)
         return Visit(
-            consent, decision, app_cookie, tuple(refused), tuple(sent), valid_until, counter, signed, conflicting
+            consent, decision, app_cookie, tuple(refused), tuple(names), valid_until, counter, signed, conflicting
         )
 
     def expiry_headers(self, visit: Visit, host: str, secure: bool) -> list[tuple[bytes, bytes]]:

@@ -29,6 +29,10 @@ def test_zero_config_needs_only_a_secret() -> None:
     assert all(c.label["ko"] and c.label["en"] for c in config.categories)
 
 
+def test_unknown_cookies_takes_the_suspect_mode() -> None:
+    assert load_config(secret_key=SECRET, environ=NO_ENV, unknown_cookies="suspect").unknown_cookies == "suspect"
+
+
 @pytest.mark.parametrize(
     ("options", "key", "problem"),
     [
@@ -36,7 +40,7 @@ def test_zero_config_needs_only_a_secret() -> None:
         ({"secret_key": [SECRET, 42]}, "secret_key[1]", "must be a string"),
         ({"secret_key": []}, "secret_key", "empty"),
         ({"mode": "opt-maybe"}, "mode", "must be one of 'opt-in', 'opt-out'"),
-        ({"unknown_cookies": "sometimes"}, "unknown_cookies", "must be one of"),
+        ({"unknown_cookies": "sometimes"}, "unknown_cookies", "must be one of 'allow', 'suspect', 'block'"),
         ({"policy_version": "v 2"}, "policy_version", "letters, digits"),
         ({"consent_lifetime_days": 0}, "consent_lifetime_days", "positive"),
         ({"consent_lifetime_days": 500}, "consent_lifetime_days", "400 days"),
