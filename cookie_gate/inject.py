@@ -34,6 +34,7 @@ _CANDIDATE = re.compile(rb"-(?i:cookie-category)")
 _CATEGORY = b"data-cookie-category"
 _SPACE = " \t\n\f\r"
 MAX_HELD_TAG = 64 * 1024
+_READ = frozenset((_CATEGORY, b"type", b"src", b"srcdoc"))
 
 
 def _last_marker(chunk: bytes) -> int:
@@ -186,7 +187,7 @@ class PageRewriter:
         would be a way around the visitor's choice, and a start tag that long is no page's
         normal markup.
         """
-        found = attributes(tag)
+        found = attributes(tag, _READ)
         seen: dict[bytes, int] = {}
         for index, attribute in enumerate(found):
             seen.setdefault(attribute.name, index)

@@ -83,9 +83,12 @@ _NAME_END = re.compile(rb"[\t\n\f\r />]")
 _ATTRIBUTE_NAME_END = re.compile(rb"[\t\n\f\r />=]")
 _UNQUOTED_END = re.compile(rb"[\t\n\f\r >]")
 _SPACES = re.compile(rb"[\t\n\f\r ]*+")
-_ATTRIBUTE_NAME = re.compile(rb"[^\t\n\f\r />][^\t\n\f\r />=]*+")
-_SEPARATORS = re.compile(rb"[\t\n\f\r /]*+")
-_UNQUOTED = re.compile(rb"[^\t\n\f\r >]*+")
+#: One attribute of a complete tag (a value's closing quote is optional for a tag cut short);
+#: matches follow each other without gaps, so `finditer` walks the attributes in order.
+_ATTRIBUTE_ITEM = re.compile(
+    rb"[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)"
+    rb"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"([^"]*+)"?|'([^']*+)'?|([^\t\n\f\r >"'][^\t\n\f\r >]*+|)))?"""
+)
 _NON_SPACE = re.compile(rb"[^\t\n\f\r ]")
 _SCRIPT = re.compile(rb"<!--|</(?i:script)[\t\n\f\r />]")
 _SCRIPT_ESCAPED = re.compile(rb"-->|</(?i:script)[\t\n\f\r />]|<(?i:script)[\t\n\f\r />]")
@@ -125,38 +128,25 @@ class Attribute:
     value_end: int
 
 
-def attributes(tag: bytes | bytearray) -> list[Attribute]:
-    """The attributes of a tag (`<name ...>`, possibly cut short), duplicates included, in order.
+def attributes(tag: bytes | bytearray, names: frozenset[bytes]) -> list[Attribute]:
+    """The tag's attributes with one of these (lowercase) names, duplicates included, in order.
 
-    The browser keeps the first of two attributes with the same name; callers that
-    read a value take the first too. A value without one has an empty span at its name's end.
+    `tag` is `<name ...>`, possibly cut short. The browser keeps the first of two
+    attributes with the same name; callers that read a value take the first too. A
+    name without a value has an empty value span at its end.
     """
-    found: list[Attribute] = []
+    lengths = {len(name) for name in names}
     match = _NAME_END.search(tag, 1)
-    pos = match.start() if match is not None else len(tag)
-    end = len(tag)
-    while True:
-        pos = _SEPARATORS.match(tag, pos).end()  # type: ignore[union-attr]
-        if pos >= end or tag[pos] == 62:  # >
-            return found
-        name = _ATTRIBUTE_NAME.match(tag, pos)
-        assert name is not None
-        name_start, pos = pos, name.end()
-        value_start = value_end = pos
-        after = _SPACES.match(tag, pos).end()  # type: ignore[union-attr]
-        if after < end and tag[after] == 61:  # =
-            pos = _SPACES.match(tag, after + 1).end()  # type: ignore[union-attr]
-            quote = tag[pos] if pos < end else 0
-            if quote in (34, 39):  # " '
-                close = tag.find(b'"' if quote == 34 else b"'", pos + 1)
-                close = end if close < 0 else close
-                value_start, value_end, pos = pos + 1, close, close + 1
-            else:
-                value_start, pos = pos, _UNQUOTED.match(tag, pos).end()  # type: ignore[union-attr]
-                value_end = pos
-        found.append(
-            Attribute(bytes(tag[name_start : name.end()]).lower(), name_start, name.end(), value_start, value_end)
-        )
+    found: list[Attribute] = []
+    for item in _ATTRIBUTE_ITEM.finditer(tag, match.start() if match is not None else len(tag)):
+        name_start, name_end = item.span(1)
+        if name_end - name_start not in lengths:
+            continue
+        name = bytes(item[1]).lower()
+        if name in names:
+            value_start, value_end = item.span(item.lastindex) if item.lastindex != 1 else (name_end, name_end)
+            found.append(Attribute(name, name_start, name_end, value_start, value_end))
+    return found
 
 
 class TagScanner:
@@ -437,7 +427,13 @@ class TagScanner:
                 if byte == 62:
                     return self._tag_done(pos, base, self_closing=False)
                 if state == _AFTER:
-                    state = _BEFORE_VALUE if byte == 61 else _SLASH if byte == 47 else _ATTRIBUTE
+                    if byte == 61:
+                        state = _BEFORE_VALUE
+                    elif byte == 47:
+                        state = _SLASH
+                    else:  # another attribute: the same as from before-attribute-name
+                        pos -= 1
+                        state = _BEFORE
                 else:
                     state = _DOUBLE_QUOTED if byte == 34 else _SINGLE_QUOTED if byte == 39 else _UNQUOTED_VALUE
             elif state in (_DOUBLE_QUOTED, _SINGLE_QUOTED):
