@@ -12,7 +12,8 @@ out. Cases, each beside the ordinary page cut into the same chunks:
   scripts at the top, in one chunk and in 16 KiB chunks; in one chunk it is only
   tokenised as far as its last tagged script, so the baseline for one-chunk cases is the
   same page with one more tagged script at the very end;
-* unclosed openers: `<script ` over and over, never closed, one tagged script at the end;
+* `<script ` openers: over and over, closed by one tagged script at the end (one
+  giant tag), or after a tagged script and never closed;
 * many heads: `<head ` over and over, never closed;
 * no `</body>`: the ordinary page without its closing tags;
 * one-byte chunks (at `--small` bytes, since a million calls measure the calls): the
@@ -80,8 +81,9 @@ def cases(size: int, small: int) -> list[Case]:
         Case(whole, ordinary(size, tail=TAGGED), 0, whole),
         Case("ordinary, one chunk", ordinary(size), 0, whole),
         Case("ordinary, 16 KiB chunks", ordinary(size), 16384, "ordinary, 16 KiB chunks"),
-        Case("unclosed <script openers, one chunk", repeated(b"<script ", size, TAGGED), 0, whole),
-        Case("unclosed <script openers, 16 KiB", repeated(b"<script ", size, TAGGED), 16384, "ordinary, 16 KiB chunks"),
+        Case("<script openers closed at the end", repeated(b"<script ", size, TAGGED), 0, whole),
+        Case("unclosed <script openers, one chunk", TAGGED + repeated(b"<script ", size), 0, whole),
+        Case("unclosed <script openers, 16 KiB", TAGGED + repeated(b"<script ", size), 16384, "ordinary, 16 KiB chunks"),
         Case("many <head openers, one chunk", repeated(b"<head ", size), 0, whole),
         Case("no </body>, one chunk", ordinary(size, closed=False, tail=TAGGED), 0, whole),
         Case("no </body>, 16 KiB chunks", ordinary(size, closed=False), 16384, "ordinary, 16 KiB chunks"),

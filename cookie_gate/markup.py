@@ -144,7 +144,8 @@ def attributes(tag: bytes | bytearray, names: frozenset[bytes]) -> list[Attribut
             continue
         name = bytes(item[1]).lower()
         if name in names:
-            value_start, value_end = item.span(item.lastindex) if item.lastindex != 1 else (name_end, name_end)
+            value = item.lastindex or 1
+            value_start, value_end = item.span(value) if value != 1 else (name_end, name_end)
             found.append(Attribute(name, name_start, name_end, value_start, value_end))
     return found
 
