@@ -309,8 +309,8 @@ class TagScanner:
         if self.head_pending:
             less = buf.find(b"<", pos)
             text_end = end if less < 0 else less
-            if base + pos == 0 and buf.startswith(_BOM):
-                pos = 3
+            while pos < text_end and base + pos < len(_BOM) and buf[pos] == _BOM[base + pos]:
+                pos += 1  # a byte order mark stays first
             if pos < text_end:
                 text = _NON_SPACE.search(buf, pos, text_end)
                 if text is not None:
