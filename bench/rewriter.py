@@ -83,7 +83,9 @@ def cases(size: int, small: int) -> list[Case]:
         Case("ordinary, 16 KiB chunks", ordinary(size), 16384, "ordinary, 16 KiB chunks"),
         Case("<script openers closed at the end", repeated(b"<script ", size, TAGGED), 0, whole),
         Case("unclosed <script openers, one chunk", TAGGED + repeated(b"<script ", size), 0, whole),
-        Case("unclosed <script openers, 16 KiB", TAGGED + repeated(b"<script ", size), 16384, "ordinary, 16 KiB chunks"),
+        Case(
+            "unclosed <script openers, 16 KiB", TAGGED + repeated(b"<script ", size), 16384, "ordinary, 16 KiB chunks"
+        ),
         Case("many <head openers, one chunk", repeated(b"<head ", size), 0, whole),
         Case("no </body>, one chunk", ordinary(size, closed=False, tail=TAGGED), 0, whole),
         Case("no </body>, 16 KiB chunks", ordinary(size, closed=False), 16384, "ordinary, 16 KiB chunks"),

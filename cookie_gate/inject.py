@@ -33,6 +33,7 @@ _MARKER_ANY_CASE = re.compile(rb"</body", re.IGNORECASE)
 _CANDIDATE = re.compile(rb"-(?i:cookie-category)")
 _CATEGORY = b"data-cookie-category"
 _SPACE = " \t\n\f\r"
+_SPACE_BYTES = _SPACE.encode()
 MAX_HELD_TAG = 64 * 1024
 _READ = frozenset((_CATEGORY, b"type", b"src", b"srcdoc"))
 
@@ -57,9 +58,9 @@ def _marker_prefix(chunk: bytes) -> int:
     return 0
 
 
-def _last_candidate(data: bytes | bytearray, start: int) -> int:
+def _last_candidate(data: bytes | bytearray) -> int:
     last = -1
-    for match in _CANDIDATE.finditer(data, start):
+    for match in _CANDIDATE.finditer(data):
         last = match.start()
     return last
 
@@ -122,7 +123,7 @@ class PageRewriter:
             limit = self._fed
         else:
             # The last chunk: nothing after its last candidate can need rewriting.
-            last = _last_candidate(data, 0)
+            last = _last_candidate(data)
             limit = data_at + last if last >= 0 else -1
         if not scanner.scan(chunk, not more_body, limit):
             self._scanner = None
@@ -215,7 +216,7 @@ class PageRewriter:
         rest = bytes(tag[name_end:])
         if type_at is not None:
             kind = found[type_at]
-            if bytes(tag[kind.value_start : kind.value_end]).strip(_SPACE.encode()).lower() == b"text/plain":
+            if bytes(tag[kind.value_start : kind.value_end]).strip(_SPACE_BYTES).lower() == b"text/plain":
                 return None
             # Keep the real type for banner.js, which restores it when the category is accepted.
             rest = bytes(tag[name_end : kind.name_start]) + b"data-cookie-gate-type" + bytes(tag[kind.name_end :])

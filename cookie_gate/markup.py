@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_W = rb"\t\n\f\r "
 #: One attribute-level item of a tag, complete and followed by a byte that settles it: a
 #: whitespace run, a `/` that is not the self-closing one, or an attribute with its value.
 _ITEM = (
@@ -61,11 +60,15 @@ def _run(start_names: bytes, end_names: bytes | None, cdata: bool) -> re.Pattern
     end = rb"</(?!(?i:" + end_names + rb")[\t\n\f\r />])" if end_names else rb"</"
     bogus = rb"<!(?!--|\[CDATA\[)[^>]*+>" if cdata else rb"<!(?!--)[^>]*+>"
     start = rb"<(?!(?i:" + start_names + rb")[\t\n\f\r />])[A-Za-z]"
+    end += rb"[A-Za-z]"
     alternatives = (
         rb"[^<]++",
-        rb"<(?=[^A-Za-z!/?])",
+        # Without a quote before the first '>', that '>' ends the tag: the common case, quickly.
+        end + rb"""[^>"']*+>""",
+        start + rb"""[^>"']*+>""",
         start + _TAG_REST,
-        end + rb"[A-Za-z]" + _TAG_REST,
+        end + _TAG_REST,
+        rb"<(?=[^A-Za-z!/?])",
         _COMMENT,
         bogus,
         rb"<\?[^>]*+>",
