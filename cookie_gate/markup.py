@@ -82,6 +82,11 @@ _HTML_RUN = _run(b"|".join((*_TEXTUAL, b"svg", b"math")), None, cdata=False)
 _FOREIGN_RUN = _run(
     b"|".join((b"script", b"iframe", b"svg", b"math", *sorted(_BREAKOUT))), b"svg|math|p|br", cdata=True
 )
+#: What may come before `<head>` without deciding where the head snippet goes, and `<head>`.
+_PROLOG = re.compile(
+    rb"(?:[\t\n\f\r ]++|<!(?!--)[^>]*+>|" + _COMMENT + rb"|<\?[^>]*+>|<(?i:html)(?=[\t\n\f\r />])" + _TAG_REST + rb")*+"
+)
+_HEAD_TAG = re.compile(rb"<(?i:head)(?=[\t\n\f\r />])" + _TAG_REST)
 _NAME_END = re.compile(rb"[\t\n\f\r />]")
 _ATTRIBUTE_NAME_END = re.compile(rb"[\t\n\f\r />=]")
 _UNQUOTED_END = re.compile(rb"[\t\n\f\r >]")
@@ -314,6 +319,14 @@ class TagScanner:
             text_end = end if less < 0 else less
             while pos < text_end and base + pos < len(_BOM) and buf[pos] == _BOM[base + pos]:
                 pos += 1  # a byte order mark stays first
+            if pos == text_end:
+                pos = _PROLOG.match(buf, pos).end()  # type: ignore[union-attr]
+                head = _HEAD_TAG.match(buf, pos)
+                if head is not None:
+                    self._decide_head(base + head.end())
+                    return head.end()
+                less = buf.find(b"<", pos)
+                text_end = end if less < 0 else less
             if pos < text_end:
                 text = _NON_SPACE.search(buf, pos, text_end)
                 if text is not None:
