@@ -293,6 +293,18 @@ async def test_tags_of_unaccepted_categories_cannot_run(gate: GateFactory) -> No
     assert b'<iframe data-cookie-category="marketing" data-src="https://video.example/embed">' in body
 
 
+async def test_tags_are_recognised_as_a_browser_does_through_the_gate(gate: GateFactory) -> None:
+    page = (
+        b'<!-- <script data-cookie-category="analytics"> --><script data-x="a>b" data-cookie-category="analytics"'
+        b' src="/a.js"></script><SCRIPT/DATA-COOKIE-CATEGORY=marketing src=/m.js></SCRIPT>'
+    )
+    chunks = [page[i : i + 5] for i in range(0, len(page), 5)]
+    body = body_of(await run_asgi(gate(tagged_app(chunks)), http_scope("/")))
+    assert body.startswith(b'<!-- <script data-cookie-category="analytics"> -->')
+    assert b'<script type="text/plain" data-x="a>b" data-cookie-category="analytics" src="/a.js">' in body
+    assert b'<SCRIPT type="text/plain"/DATA-COOKIE-CATEGORY=marketing src=/m.js>' in body
+
+
 async def test_tags_of_accepted_categories_are_left_alone(gate: GateFactory, client_for: Clients) -> None:
     app = gate(tagged_app([TAGGED]))
     cookie = (await consent_cookie(client_for(app), ["analytics"])).encode()
