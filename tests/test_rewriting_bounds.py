@@ -1,7 +1,7 @@
 """The page rewriter stays linear and small on hostile pages, and fails closed on a tag too long to hold.
 
 Time is compared with an ordinary page of the same size, cut the same way, in the same
-run (best of three, a generous factor): a rewriter that rescans per `<script ` opener or
+run (best of three, within 50x): a rewriter that rescans per `<script ` opener or
 per `<head` takes thousands of times longer on these pages, a linear one a few times.
 """
 
@@ -55,7 +55,7 @@ def test_pathological_pages_cost_about_what_an_ordinary_page_does(
     ordinary_time = best_of_three(lambda: feed(baseline, chunk))
     hostile_time = best_of_three(lambda: feed(page, chunk))
     assert HEAD in feed(page, chunk) and BANNER in feed(page, chunk)
-    assert hostile_time < 25 * ordinary_time, f"{label}: {hostile_time / ordinary_time:.0f}x an ordinary page"
+    assert hostile_time < 50 * ordinary_time, f"{label}: {hostile_time / ordinary_time:.0f}x an ordinary page"
 
 
 def test_a_tag_cut_into_one_byte_chunks_holds_a_bounded_amount() -> None:
