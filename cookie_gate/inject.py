@@ -22,6 +22,7 @@ boundary (at most `MAX_HELD_TAG` bytes) and the few bytes of a cut `</body`.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from html import unescape
 
@@ -35,6 +36,8 @@ _CATEGORY = b"data-cookie-category"
 _SPACE = " \t\n\f\r"
 _SPACE_BYTES = _SPACE.encode()
 MAX_HELD_TAG = 64 * 1024
+logger = logging.getLogger("cookie_gate")
+_oversized_logged = False
 _READ = frozenset((_CATEGORY, b"type", b"src", b"srcdoc"))
 
 
@@ -131,6 +134,7 @@ class PageRewriter:
         oversized = -1
         if hold >= 0 and self._fed - hold > MAX_HELD_TAG:
             self.oversized += 1
+            _log_oversized_once()
             scanner.release()
             oversized, hold = hold, -1
         cut = len(data) if hold < 0 else hold - data_at
@@ -266,3 +270,15 @@ def is_injectable(content_type: bytes) -> bool:
 def weak_etag(value: bytes) -> bytes:
     """A strong ETag promises byte-identical bodies, which an injected page is not."""
     return value if value.startswith(b"W/") else b"W/" + value
+
+
+def _log_oversized_once() -> None:
+    """Say once per process that a page carried a start tag too long to hold, and what was done."""
+    global _oversized_logged
+    if not _oversized_logged:
+        _oversized_logged = True
+        logger.warning(
+            "cookie_gate neutralised a <script>/<iframe> start tag longer than %d bytes without seeing it whole "
+            "(counted in PageRewriter.oversized; logged once)",
+            MAX_HELD_TAG,
+        )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
+import cookie_gate.inject
 from bench.rewriter import BANNER, HEAD, TAGGED, ordinary, repeated
 from cookie_gate.inject import MAX_HELD_TAG, PageRewriter
 
@@ -58,7 +59,10 @@ def test_pathological_pages_cost_about_what_an_ordinary_page_does(
     assert hostile_time < 50 * ordinary_time, f"{label}: {hostile_time / ordinary_time:.0f}x an ordinary page"
 
 
-def test_a_tag_cut_into_one_byte_chunks_holds_a_bounded_amount() -> None:
+def test_a_tag_cut_into_one_byte_chunks_holds_a_bounded_amount(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cookie_gate.inject, "_oversized_logged", False)
     page = b'<script data-cookie-category="analytics" data-x="' + b"x" * (8 * MAX_HELD_TAG) + b'"></script>'
     rewriter = PageRewriter(b"", b"", ALLOWED)
     start = bytearray()
@@ -78,6 +82,9 @@ def test_a_tag_cut_into_one_byte_chunks_holds_a_bounded_amount() -> None:
     assert start.startswith(b'<script type="text/plain" data-cookie-category="analytics" data-x="xxx')
     assert sent == len(page) + len(b' type="text/plain"')
     assert rewriter.oversized == 1
+    assert [r.levelname for r in caplog.records if "longer than" in r.getMessage()] == ["WARNING"]  # said once
+    PageRewriter(b"", b"", ALLOWED).feed(page, True)
+    assert len([r for r in caplog.records if "longer than" in r.getMessage()]) == 1
 
 
 @pytest.mark.parametrize(
