@@ -8,8 +8,8 @@ dozen names on every request.
 from __future__ import annotations
 
 import collections
-import functools
 
+from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, str_size
 from cookie_gate.catalog import NameMatcher, builtin_catalog
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY
@@ -21,10 +21,13 @@ UNDECLARED = "undeclared"
 #: The inventory keeps names a person could read; clients can send any junk, so it is bounded.
 MAX_INVENTORY_NAME = 100
 MAX_INVENTORY_NAMES = 5000
+#: The name cache holds at most this many bytes of names, however many distinct ones clients
+#: send; a name longer than a few KB is classified every time rather than kept.
+NAME_CACHE_BYTES = 2 * 2**20
 
 
 class CookieClassifier:
-    def __init__(self, config: Config, catalog: NameMatcher | None = None, cache_size: int = 8192) -> None:
+    def __init__(self, config: Config, catalog: NameMatcher | None = None, cache_bytes: int = NAME_CACHE_BYTES) -> None:
         exact: dict[str, str] = {}
         prefixes: dict[str, str] = {}
         for category in config.categories:
@@ -36,7 +39,9 @@ class CookieClassifier:
         # The gateway's own cookies: the choice itself, and the visit counter (it counts, so it is analytics).
         self._own = {config.cookie_name: NECESSARY, COUNTER_COOKIE: "analytics"}
         self._unknown = NECESSARY if config.unknown_cookies == "allow" else UNDECLARED
-        self.category = functools.lru_cache(maxsize=cache_size)(self._category)
+        self.category = BoundedCache(
+            self._category, _name_bytes, max_bytes=cache_bytes, max_entry_bytes=max(1, cache_bytes // 512)
+        )
         #: Names classified for the first time in this process, for the cookie inventory; the
         #: statistics writer drains it. Filled only on a cache miss, so the request path pays nothing.
         self.new_names: collections.deque[tuple[str, str, str]] = collections.deque()
@@ -68,3 +73,8 @@ class CookieClassifier:
         if self._declared.category(name) is not None:
             return "site"
         return "catalogue" if self._catalog.category(name) is not None else "unknown"
+
+
+def _name_bytes(name: str, category: str) -> int:
+    """The category strings are the configuration's own, so only the name is charged."""
+    return ENTRY_OVERHEAD + str_size(name)
