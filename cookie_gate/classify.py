@@ -39,9 +39,10 @@ class CookieClassifier:
         # The gateway's own cookies: the choice itself, and the visit counter (it counts, so it is analytics).
         self._own = {config.cookie_name: NECESSARY, COUNTER_COOKIE: "analytics"}
         self._unknown = NECESSARY if config.unknown_cookies == "allow" else UNDECLARED
-        self.category = BoundedCache(
+        self._names = BoundedCache(
             self._category, _name_bytes, max_bytes=cache_bytes, max_entry_bytes=max(1, cache_bytes // 512)
         )
+        self.category = self._names.__getitem__
         #: Names classified for the first time in this process, for the cookie inventory; the
         #: statistics writer drains it. Filled only on a cache miss, so the request path pays nothing.
         self.new_names: collections.deque[tuple[str, str, str]] = collections.deque()

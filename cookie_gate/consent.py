@@ -90,14 +90,14 @@ class ConsentCodec:
         self._policy_version = policy_version
         self._known = frozenset(categories) | {NECESSARY}
         self._cached_decode = BoundedCache(
-            self._decode, _decision_bytes, max_bytes=cache_bytes, max_entry_bytes=min(cache_bytes, 4096)
+            self._decode, _decision_bytes, max_bytes=cache_bytes, max_entry_bytes=min(cache_bytes // 2, 4096)
         )
 
     def decode(self, value: str) -> Decision | None:
         """The decision a cookie value holds, or None for anything that is not a valid one."""
         if len(value) > MAX_COOKIE_VALUE:
             return None
-        return self._cached_decode(value)
+        return self._cached_decode[value]
 
     def encode(self, decision: Decision) -> str:
         accepted = "+".join(sorted(decision.accepted - {NECESSARY}))

@@ -81,7 +81,7 @@ def is_deletion(header_value: bytes) -> bool:
     """
     # The attributes repeat word for word across responses (the app's code writes them), so
     # the answer is cached by them; the name=value part is left out of the key.
-    return _deletes(header_value.partition(b";")[2])
+    return _deletes[header_value.partition(b";")[2]]
 
 
 def _reads_as_deletion(attributes: bytes) -> bool:
@@ -135,7 +135,8 @@ class DomainVariants:
     def __init__(self, registrable_domain: Callable[[str], str | None]) -> None:
         self._registrable_domain = registrable_domain
         #: At most 1 MB of hosts and their domains; a host with more than 16 KB of them is walked every time.
-        self.domains = BoundedCache(self._domains, _domains_bytes, max_bytes=2**20, max_entry_bytes=16 * 2**10)
+        self._by_host = BoundedCache(self._domains, _domains_bytes, max_bytes=2**20, max_entry_bytes=16 * 2**10)
+        self.domains = self._by_host.__getitem__
 
     def _domains(self, host: str) -> tuple[str, ...]:
         """Domain attribute values to expire under; "" stands for host-only."""

@@ -330,7 +330,7 @@ class CookieGateMiddleware:
             head, body = self._snippets(language, root, path, query, consent.decided, consent.categories, nonce)
         else:
             # Without a nonce the snippets depend only on these, and the same pages come up again and again.
-            head, body = self._cached_snippets((language, root, path, query, consent.decided, consent.categories))
+            head, body = self._cached_snippets[language, root, path, query, consent.decided, consent.categories]
         blocking = None if not self._prior_blocking or self._everything <= consent.categories else consent.categories
         return PageRewriter(head, body, blocking)
 
@@ -362,7 +362,7 @@ class CookieGateMiddleware:
     @staticmethod
     def _host(scope: Scope, raw: bytes | None) -> str:
         if raw is not None:
-            return _cached_host(raw)
+            return _cached_host[raw]
         server = scope.get("server")
         return str(server[0]).lower() if server else ""
 

@@ -78,7 +78,7 @@ class VisitResolver:
         if len(cookie_header) > MAX_CACHED_HEADER:
             visit = self._resolve(cookie_header, gpc)
         else:
-            visit = self._cached((cookie_header, gpc))
+            visit = self._cached[cookie_header, gpc]
         if visit.valid_until is not None and now >= visit.valid_until:
             return self._resolve(cookie_header, gpc, expired=True)
         return visit
@@ -132,7 +132,7 @@ class VisitResolver:
 
     def expiry_headers(self, visit: Visit, host: str, secure: bool) -> list[tuple[bytes, bytes]]:
         """`Set-Cookie` headers expiring the visit's refused cookies under every domain."""
-        return self._expiries((visit.refused[:MAX_EXPIRED_PER_RESPONSE], host, secure))
+        return self._expiries[visit.refused[:MAX_EXPIRED_PER_RESPONSE], host, secure]
 
     def _expiring(self, key: tuple[tuple[str, ...], str, bool]) -> list[tuple[bytes, bytes]]:
         names, host, secure = key

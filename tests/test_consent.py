@@ -56,4 +56,4 @@ def test_a_validly_signed_but_oversized_value_is_not_verified() -> None:
     signer = codec()
     huge = Decision(frozenset({NECESSARY}), "1", 1, "i" * 600)
     assert signer.decode(signer.encode(huge)) is None
-    assert len(signer._cached_decode) == 0
+    assert signer._cached_decode.entries() == 0
