@@ -96,9 +96,12 @@ def _days(query: bytes) -> int | None:
     except ValueError:
         return None
     text = values[-1]
-    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and few of them: int()
+    # refuses thousands.
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_DAYS))):
         return None
-    return int(text)
+    days = int(text)
+    return days if 1 <= days <= MAX_DAYS else None
 
 
 def _page(report: Mapping[str, Any]) -> str:

@@ -407,7 +407,7 @@ def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter)
     growth = rewriter.growth
     if not more_body:
         headers[at] = (name, str(len(body)).encode("ascii"))
-    elif growth is not None and value.strip().isdigit():
+    elif growth is not None and value.strip().isdigit() and len(value.strip()) <= 18:
         headers[at] = (name, str(int(value) + growth).encode("ascii"))
     else:
         del headers[at]
