@@ -24,6 +24,7 @@ from cookie_gate.asgi import Scope, Send, header, respond, respond_error, respon
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
 from cookie_gate.store.sql import SQLStore
+from cookie_gate.terminal import printable
 
 MAX_DAYS = 800
 _STYLE = (
@@ -155,7 +156,7 @@ def _table(title: str, values: Mapping[str, int]) -> str:
     peak = max(values.values(), default=0)
     # <meter> draws the bar without a style attribute, which the page's CSP would block.
     rows = "".join(
-        f'<tr><th scope="row">{escape(str(label))}</th><td><meter min="0" max="{max(peak, 1)}" value="{n}">'
+        f'<tr><th scope="row">{escape(printable(str(label)))}</th><td><meter min="0" max="{max(peak, 1)}" value="{n}">'
         f'</meter></td><td class="n">{n:,}</td></tr>'
         for label, n in values.items()
     )

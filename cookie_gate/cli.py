@@ -20,6 +20,7 @@ from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
 from cookie_gate.store import StoreError, open_store
+from cookie_gate.terminal import printable, printable_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,10 +61,17 @@ def _with_store(config: Config, args: argparse.Namespace) -> int:
     try:
         if args.command == "cookies":
             print(_declarations(config))
-            print(_inventory(store.inventory()))
+            # Visitors chose these names: printed with control characters escaped.
+            rows = store.inventory()
+            print(
+                _inventory([(printable(name), category, by, first, last) for name, category, by, first, last in rows])
+            )
         elif args.command == "stats":
             report = build_report(store, SiteClock(config.timezone), days=args.days, now=time.time())
-            print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
+            # format_report escapes what visitors control; in JSON the escape is JSON's own.
+            print(
+                printable_json(json.dumps(report, ensure_ascii=False, indent=2)) if args.json else format_report(report)
+            )
         else:
             deleted = Statistics(config, store).purge(time.time())
             print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
@@ -126,7 +134,7 @@ def _inventory(rows: Sequence[tuple[str, str, str, str, str]]) -> str:
 
 def _lookup(config: Config, names: Sequence[str]) -> str:
     classifier = CookieClassifier(config)
-    return "\n".join(f"{name}\t{classifier.category(name)}\t({classifier.source(name)})" for name in names)
+    return "\n".join(f"{printable(name)}\t{classifier.category(name)}\t({classifier.source(name)})" for name in names)
 
 
 if __name__ == "__main__":

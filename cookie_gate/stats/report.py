@@ -16,6 +16,7 @@ from typing import Any
 
 from cookie_gate.stats.clock import SiteClock, day_key
 from cookie_gate.store.sql import SQLStore
+from cookie_gate.terminal import printable
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 #: Matomo's buckets, so the figures compare with what admins know.
@@ -161,7 +162,7 @@ def format_report(report: Mapping[str, Any], width: int = 40) -> str:
     lines += ["", "Consent decisions"]
     lines.append("  " + "   ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in consent["decisions"].items()))
     if consent["accepted"]:
-        lines.append("  accepted: " + ", ".join(f"{k} {n:,}" for k, n in consent["accepted"].items()))
+        lines.append("  accepted: " + ", ".join(f"{printable(k)} {n:,}" for k, n in consent["accepted"].items()))
     lines.append(f"  sent with Global Privacy Control: {consent['with_gpc']:,}")
     return "\n".join(lines)
 
@@ -170,9 +171,11 @@ def _section(title: str, values: Mapping[str, int], width: int) -> list[str]:
     lines = ["", title]
     if not values or not any(values.values()):
         return [*lines, "  (none)"]
-    label_width = max(len(k) for k in values)
+    # Labels are paths, referrers and browser names visitors sent: control characters are escaped.
+    labels = {printable(k): n for k, n in values.items()}
+    label_width = max(len(k) for k in labels)
     peak = max(values.values())
-    for label, n in values.items():
+    for label, n in labels.items():
         bar = "█" * round(width * n / peak) if peak else ""
         lines.append(f"  {label:<{label_width}} {bar:<{width}} {n:,}")
     return lines
