@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from cookie_gate.stats.clock import SiteClock, day_key
+from cookie_gate.stats.referrer import stored_referrer
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.terminal import printable
 
@@ -50,6 +51,8 @@ def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) ->
                 visitors += n
     detail: dict[str, Counter[str]] = {}
     for _, kind, value, n in rows.detail:
+        if kind == "referrer":
+            value = stored_referrer(value)  # rows kept before IP addresses were bucketed show bucketed too
         detail.setdefault(kind, Counter())[value] += n
     return {
         "period": {"from": day_key(first), "to": day_key(today), "days": days, "timezone": clock.zone.key},
