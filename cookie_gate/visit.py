@@ -3,7 +3,9 @@
 A browser sends the same `Cookie` header on request after request, so the whole
 analysis (split, verify the consent cookie, classify every name, rebuild the header)
 is cached per header value. Only the consent's expiry depends on the clock; it is
-checked on every hit, so an expired decision is never served from the cache.
+checked on every hit, so an expired decision is never served from the cache. Clients
+choose the headers, so the cache is bounded in bytes (`VISIT_CACHE_BYTES`), not in
+entries, and the analysis is linear in the header's length.
 """
 
 from __future__ import annotations
