@@ -25,6 +25,7 @@ from cookie_gate.clock import Clock
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
 from cookie_gate.store.sql import SQLStore
+from cookie_gate.terminal import printable
 
 MAX_DAYS = 800
 _STYLE = (
@@ -99,9 +100,12 @@ def _days(query: bytes) -> int | None:
     except ValueError:
         return None
     text = values[-1]
-    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and few of them: int()
+    # refuses thousands.
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_DAYS))):
         return None
-    return int(text)
+    days = int(text)
+    return days if 1 <= days <= MAX_DAYS else None
 
 
 def _page(report: Mapping[str, Any], inventory: Sequence[tuple[str, str, str, str, str]] = ()) -> str:
@@ -178,7 +182,7 @@ def _table(title: str, values: Mapping[str, int]) -> str:
     peak = max(values.values(), default=0)
     # <meter> draws the bar without a style attribute, which the page's CSP would block.
     rows = "".join(
-        f'<tr><th scope="row">{escape(str(label))}</th><td><meter min="0" max="{max(peak, 1)}" value="{n}">'
+        f'<tr><th scope="row">{escape(printable(str(label)))}</th><td><meter min="0" max="{max(peak, 1)}" value="{n}">'
         f'</meter></td><td class="n">{n:,}</td></tr>'
         for label, n in values.items()
     )

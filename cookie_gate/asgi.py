@@ -45,7 +45,9 @@ async def respond(
 async def respond_json(
     send: Send, status: int, data: Any, headers: Iterable[tuple[bytes, bytes]] = (), head_only: bool = False
 ) -> None:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # A lone surrogate (JSON can carry one, e.g. in an echoed field name) has no UTF-8 form:
+    # backslashreplace writes it as the JSON escape \udXXX, so the body is still valid JSON.
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
     extra = [(b"cache-control", b"no-store"), *headers]
     await respond(send, status, body, b"application/json", extra, head_only)
 

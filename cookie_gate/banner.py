@@ -36,10 +36,16 @@ CONSENT_MODE_SIGNALS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+#: Accept-Language values are cached up to this length: 512 of them hold well under a MB.
+MAX_CACHED_LANGUAGE = 256
+
+
 def preferred_locale(accept_language: bytes | None, locales: tuple[str, ...], default: str) -> str:
     """The best of the site's locales for an `Accept-Language` header (q-values honoured)."""
     if not accept_language:
         return default
+    if len(accept_language) > MAX_CACHED_LANGUAGE:
+        return _preferred_locale.__wrapped__(accept_language, locales, default)
     return _preferred_locale(accept_language, locales, default)
 
 

@@ -20,9 +20,9 @@ app's own cookies.
 from __future__ import annotations
 
 import collections
-import functools
 from collections.abc import Callable
 
+from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, str_size
 from cookie_gate.catalog import NameMatcher, builtin_catalog
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY
@@ -46,10 +46,13 @@ MAX_SIGHTED_NAMES = 8192
 #: The inventory entry that says names were left out; ";" can never be in a cookie name.
 TRUNCATED = ";truncated"
 _UNJUDGED = "\x00unjudged"
+#: The name cache holds at most this many bytes of names, however many distinct ones clients
+#: send; a name longer than a few KB is classified every time rather than kept.
+NAME_CACHE_BYTES = 2 * 2**20
 
 
 class CookieClassifier:
-    def __init__(self, config: Config, catalog: NameMatcher | None = None, cache_size: int = 8192) -> None:
+    def __init__(self, config: Config, catalog: NameMatcher | None = None, cache_bytes: int = NAME_CACHE_BYTES) -> None:
         exact: dict[str, str] = {}
         prefixes: dict[str, str] = {}
         for category in config.categories:
@@ -62,7 +65,10 @@ class CookieClassifier:
         self._own = {config.cookie_name: NECESSARY, COUNTER_COOKIE: "analytics"}
         self._mode = config.unknown_cookies
         self._unknown = {"allow": NECESSARY, "block": UNDECLARED, "suspect": _UNJUDGED}[config.unknown_cookies]
-        self._cached = functools.lru_cache(maxsize=cache_size)(self._category)
+        self._names = BoundedCache(
+            self._category, _name_bytes, max_bytes=cache_bytes, max_entry_bytes=max(1, cache_bytes // 512)
+        )
+        self._cached = self._names.__getitem__
         self.category: Callable[[str], str] = self._judged if self._mode == "suspect" else self._cached
         #: Inventory entries (name, category, who filed it) for the statistics writer, which drains it.
         self.new_names: collections.deque[tuple[str, str, str]] = collections.deque()
@@ -159,3 +165,8 @@ class CookieClassifier:
         if not self.unrecorded:
             self.new_names.append((TRUNCATED, "-", f"the inventory is full: further {what} were not recorded"))
         self.unrecorded += 1
+
+
+def _name_bytes(name: str, category: str) -> int:
+    """The category strings are the configuration's own, so only the name is charged."""
+    return ENTRY_OVERHEAD + str_size(name)

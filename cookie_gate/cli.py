@@ -23,6 +23,7 @@ from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
 from cookie_gate.store import StoreError, open_store
+from cookie_gate.terminal import printable, printable_json
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
@@ -63,10 +64,17 @@ def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
     try:
         if args.command == "cookies":
             print(_declarations(config))
-            print(_inventory(store.inventory()))
+            # Visitors chose these names: printed with control characters escaped.
+            rows = store.inventory()
+            print(
+                _inventory([(printable(name), category, by, first, last) for name, category, by, first, last in rows])
+            )
         elif args.command == "stats":
             report = build_report(store, SiteClock(config.timezone), days=args.days, now=clock())
-            print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
+            # format_report escapes what visitors control; in JSON the escape is JSON's own.
+            print(
+                printable_json(json.dumps(report, ensure_ascii=False, indent=2)) if args.json else format_report(report)
+            )
         else:
             deleted = Statistics(config, store, clock=clock).purge(clock())
             print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
@@ -168,7 +176,7 @@ def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
         suspected = source == "unknown" and seen.get(name, "").startswith("suspected tracker")
         if suspected and config.unknown_cookies == "suspect":
             category = SUSPECT_CATEGORY  # what the gateway does with it, once it has seen it
-        lines = [f"{name}: {category}"]
+        lines = [f"{printable(name)}: {category}"]
         if source == "gateway":
             lines.append("  filed by: the gateway itself (the consent choice or the visit counter)")
         elif source == "site":
@@ -193,7 +201,8 @@ def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
                         else "  heuristic: the gateway has not seen it yet"
                     )
         other = "analytics" if category == "necessary" else "necessary"
-        lines.append(f'  to file it yourself, in the config file: [categories.{other}] cookies = ["{name}"]')
+        # A JSON string of ASCII is a valid TOML basic string, control characters escaped as \uXXXX.
+        lines.append(f"  to file it yourself, in the config file: [categories.{other}] cookies = [{json.dumps(name)}]")
         blocks.append("\n".join(lines))
     return "\n".join(blocks)
 

@@ -10,7 +10,6 @@ part of the cached decode, so it is checked on every read by the caller.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
@@ -18,12 +17,16 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, Signer
 
+from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, str_size
+
 NECESSARY = "necessary"
 _FORMAT = "1"
 _SEP = ":"
 #: A genuine consent cookie is about 110 bytes; anything much longer is not ours and
 #: is not worth an HMAC (nor a slot in the verification cache).
 MAX_COOKIE_VALUE = 512
+#: Verified (and rejected) values are remembered up to this many bytes: thousands of visitors.
+DECODE_CACHE_BYTES = 2 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ class ConsentCodec:
         *,
         policy_version: str,
         categories: Iterable[str],
-        cache_size: int = 4096,
+        cache_bytes: int = DECODE_CACHE_BYTES,
     ) -> None:
         self._signer = Signer(
             list(reversed(secret_keys)),
@@ -103,13 +106,15 @@ class ConsentCodec:
         )
         self._policy_version = policy_version
         self._known = frozenset(categories) | {NECESSARY}
-        self._cached_decode = functools.lru_cache(maxsize=cache_size)(self._decode)
+        self._cached_decode = BoundedCache(
+            self._decode, _decision_bytes, max_bytes=cache_bytes, max_entry_bytes=min(cache_bytes // 2, 4096)
+        )
 
     def decode(self, value: str) -> Decision | None:
         """The decision a cookie value holds, or None for anything that is not a valid one."""
         if len(value) > MAX_COOKIE_VALUE:
             return None
-        return self._cached_decode(value)
+        return self._cached_decode[value]
 
     def encode(self, decision: Decision) -> str:
         accepted = "+".join(sorted(decision.accepted - {NECESSARY}))
@@ -140,6 +145,14 @@ class ConsentCodec:
             decided_at=decided,
             consent_id=consent_id,
         )
+
+
+def _decision_bytes(value: str, decision: Decision | None) -> int:
+    size = ENTRY_OVERHEAD + str_size(value)
+    if decision is not None:
+        # The object, its set of categories, and the strings split out of the payload.
+        size += 300 + 64 * len(decision.accepted) + str_size(decision.policy_version) + str_size(decision.consent_id)
+    return size
 
 
 def _base36(number: int) -> str:

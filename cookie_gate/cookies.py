@@ -12,10 +12,10 @@ round-trip exactly and can never raise.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterable
 
+from cookie_gate.cache import ENTRY_OVERHEAD, POINTER, TUPLE_OVERHEAD, BoundedCache, bytes_size, str_size
 from cookie_gate.hosts import AllowedHosts, is_ip
 
 _WHITESPACE = b" \t"
@@ -89,11 +89,10 @@ def is_deletion(header_value: bytes) -> bool:
     """
     # The attributes repeat word for word across responses (the app's code writes them), so
     # the answer is cached by them; the name=value part is left out of the key.
-    return _deletes(header_value.partition(b";")[2])
+    return _deletes[header_value.partition(b";")[2]]
 
 
-@functools.lru_cache(maxsize=1024)
-def _deletes(attributes: bytes) -> bool:
+def _reads_as_deletion(attributes: bytes) -> bool:
     lowered = b";" + attributes.lower()
     at = lowered.find(b"max-age")
     if at < 0:
@@ -113,6 +112,15 @@ def _deletes(attributes: bytes) -> bool:
     return max_age is not None and int(max_age) <= 0
 
 
+#: Set-Cookie attributes -> deletion or not, at most 256 KB of them; attributes above 4 KB are read every time.
+_deletes = BoundedCache(
+    _reads_as_deletion,
+    lambda attributes, _: ENTRY_OVERHEAD + bytes_size(attributes),
+    max_bytes=256 * 2**10,
+    max_entry_bytes=4 * 2**10,
+)
+
+
 class DomainVariants:
     """Every `Domain` under which a cookie visible to a host may have been stored.
 
@@ -130,7 +138,9 @@ class DomainVariants:
     def __init__(self, registrable_domain: Callable[[str], str | None], allowed: AllowedHosts | None = None) -> None:
         self._registrable_domain = registrable_domain
         self._allowed = AllowedHosts() if allowed is None else allowed
-        self.domains = functools.lru_cache(maxsize=1024)(self._domains)
+        #: At most 1 MB of hosts and their domains; a host with more than 16 KB of them is walked every time.
+        self._by_host = BoundedCache(self._domains, _domains_bytes, max_bytes=2**20, max_entry_bytes=16 * 2**10)
+        self.domains = self._by_host.__getitem__
 
     def _domains(self, host: str) -> tuple[str, ...]:
         """Domain attribute values to expire under; "" stands for host-only."""
@@ -198,3 +208,7 @@ def expiring_set_cookies(name: str, domains: tuple[str, ...], secure: bool) -> l
         domain_attr = b"; Domain=" + domain.encode("latin-1") if domain else b""
         headers.append(raw_name + b"=" + tail + domain_attr)
     return headers
+
+
+def _domains_bytes(host: str, domains: tuple[str, ...]) -> int:
+    return ENTRY_OVERHEAD + str_size(host) + TUPLE_OVERHEAD + sum(POINTER + str_size(d) for d in domains)

@@ -337,8 +337,14 @@ class Endpoints:
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self._config.max_body_bytes
         declared = header(scope, b"content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-            raise BadRequest(413, f"request body larger than {limit} bytes")
+        if declared is not None:
+            digits = declared.strip(b" \t")
+            if not digits.isdigit():  # bytes: ASCII digits only
+                raise BadRequest(400, "Content-Length must be a whole number of bytes")
+            # Checked by length first: int() refuses thousands of digits, and any such number is too large.
+            digits = digits.lstrip(b"0") or b"0"
+            if len(digits) > len(str(limit)) or int(digits) > limit:
+                raise BadRequest(413, f"request body larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -371,11 +377,14 @@ class Endpoints:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise BadRequest(400, f"body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise BadRequest(400, "body is not a consent choice: its JSON nests too deeply") from None
         if not isinstance(data, dict):
             raise BadRequest(400, 'body must be a JSON object like {"accept": ["analytics"]}')
         unknown = set(data) - {"accept", "remember"}
         if unknown:
-            raise BadRequest(400, f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+            # ascii(): a field name may hold anything JSON can escape, lone surrogates included.
+            raise BadRequest(400, f"unknown field(s): {', '.join(sorted(map(ascii, unknown)))}")
         if "accept" not in data:
             raise BadRequest(400, 'missing "accept": a list of categories, [] to reject all, or "all"')
         remember = data.get("remember", True)

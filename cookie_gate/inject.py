@@ -21,11 +21,11 @@ boundary (at most `MAX_HELD_TAG` bytes) and the few bytes of a cut `</body`.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from html import unescape
 
+from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, bytes_size
 from cookie_gate.markup import TagScanner, attributes
 
 _MARKER = b"</body"
@@ -247,14 +247,12 @@ class PageRewriter:
         return chunk
 
 
-@functools.lru_cache(maxsize=64)
-def is_html(content_type: bytes) -> bool:
+def _is_html(content_type: bytes) -> bool:
     """A page, whatever its charset or encoding: what statistics count as a page view."""
     return content_type.partition(b";")[0].strip().lower() in (b"text/html", b"application/xhtml+xml")
 
 
-@functools.lru_cache(maxsize=64)
-def is_injectable(content_type: bytes) -> bool:
+def _is_injectable(content_type: bytes) -> bool:
     """HTML in an ASCII-compatible charset: our markers and snippet are ASCII bytes.
 
     The snippet writes non-ASCII text as character references, so it is correct in a
@@ -265,6 +263,18 @@ def is_injectable(content_type: bytes) -> bool:
         return False
     charset = params.lower()
     return b"utf-16" not in charset and b"utf-32" not in charset
+
+
+def _content_type_bytes(content_type: bytes, _: bool) -> int:
+    return ENTRY_OVERHEAD + bytes_size(content_type)
+
+
+# Apps send the same few Content-Types again and again: each answer is cached, in at most 64 KB
+# (a Content-Type over 1 KB is read every time).
+is_html = BoundedCache(_is_html, _content_type_bytes, max_bytes=64 * 2**10, max_entry_bytes=2**10).__getitem__
+is_injectable = BoundedCache(
+    _is_injectable, _content_type_bytes, max_bytes=64 * 2**10, max_entry_bytes=2**10
+).__getitem__
 
 
 def weak_etag(value: bytes) -> bytes:

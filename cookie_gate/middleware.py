@@ -11,7 +11,6 @@ waits for its first body chunk, no longer, so its Content-Length can be made exa
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from publicsuffixlist import PublicSuffixList
 
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
 from cookie_gate.banner import BannerRenderer, preferred_locale
+from cookie_gate.cache import ENTRY_OVERHEAD, TUPLE_OVERHEAD, BoundedCache, bytes_size, str_size
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import Config, ConfigError, Options, load_config
@@ -37,7 +37,16 @@ from cookie_gate.withdrawals import Withdrawals
 
 #: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
-_cached_host = functools.lru_cache(maxsize=256)(request_host)
+#: Host header -> host name, at most 256 KB of them (a header above 2 KB is parsed every time).
+_cached_host = BoundedCache(
+    request_host,
+    lambda raw, host: ENTRY_OVERHEAD + bytes_size(raw) + str_size(host),
+    max_bytes=256 * 2**10,
+    max_entry_bytes=2 * 2**10,
+)
+#: Banner and Consent Mode snippets per page and choice: the path and query are the visitor's, so
+#: the cache is bounded in bytes; a page whose snippets pass a 64th of it is rendered every time.
+SNIPPET_CACHE_BYTES = 8 * 2**20
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
 # Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
@@ -106,7 +115,12 @@ class CookieGateMiddleware:
         self._inject = settings.inject_banner
         self._nonce_key = settings.csp_nonce_key
         self._prior_blocking = settings.prior_blocking
-        self._cached_snippets = functools.lru_cache(maxsize=2048)(self._snippets)
+        self._cached_snippets: BoundedCache[_SnippetKey, tuple[bytes, bytes]] = BoundedCache(
+            lambda key: self._snippets(*key),
+            _snippet_bytes,
+            max_bytes=SNIPPET_CACHE_BYTES,
+            max_entry_bytes=SNIPPET_CACHE_BYTES // 64,
+        )
         self._everything = frozenset(settings.category_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,7 +169,8 @@ class CookieGateMiddleware:
         """
         cookie: bytes | None = None
         cookie_name: bytes | None = None
-        several = gpc = False
+        more_cookies: list[bytes] | None = None
+        gpc = False
         host = language = agent = referrer = None
         headers = scope["headers"]
         for name, value in headers:
@@ -169,8 +184,10 @@ class CookieGateMiddleware:
             if field == _COOKIE:
                 if cookie is None:
                     cookie, cookie_name = value, name
+                elif more_cookies is None:
+                    more_cookies = [cookie, value]
                 else:
-                    cookie, several = cookie + b"; " + value, True
+                    more_cookies.append(value)
             elif field == _GPC:
                 gpc = value.strip() == b"1"
             elif field == _HOST:
@@ -181,10 +198,12 @@ class CookieGateMiddleware:
                 agent = value
             else:
                 referrer = value
+        if more_cookies is not None:
+            # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1 (once: linear).
+            cookie = b"; ".join(more_cookies)
         now = self._clock()
         visit = self.visits.resolve(cookie, gpc, now)
-        if several:
-            # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1.
+        if more_cookies is not None:
             rebuilt = [(n, v) for n, v in headers if n.lower() != b"cookie"]
         elif visit.refused or visit.conflicting:
             rebuilt = [pair for pair in headers if pair[1] is not cookie or pair[0] is not cookie_name]
@@ -323,7 +342,7 @@ class CookieGateMiddleware:
             head, body = self._snippets(language, root, path, query, consent.decided, consent.categories, nonce)
         else:
             # Without a nonce the snippets depend only on these, and the same pages come up again and again.
-            head, body = self._cached_snippets(language, root, path, query, consent.decided, consent.categories)
+            head, body = self._cached_snippets[language, root, path, query, consent.decided, consent.categories]
         blocking = None if not self._prior_blocking or self._everything <= consent.categories else consent.categories
         return PageRewriter(head, body, blocking)
 
@@ -362,9 +381,9 @@ class CookieGateMiddleware:
     @staticmethod
     def _host(scope: Scope, raw: bytes | None) -> str:
         if raw is not None:
-            return _cached_host(raw)
+            return _cached_host[raw]
         server = scope.get("server")
-        return _cached_host(str(server[0]).encode("latin-1", "replace")) if server else ""
+        return _cached_host[str(server[0]).encode("latin-1", "replace")] if server else ""
 
     def _websocket_responder(self, scope: Scope, send: Send) -> Send:
         visit, now = self._enter(scope)[:2]
@@ -383,6 +402,17 @@ class CookieGateMiddleware:
         return send_wrapper
 
 
+#: What the snippets depend on without a nonce: Accept-Language, root path, path, query, decided, allowed.
+_SnippetKey = tuple[bytes | None, str, str, bytes, bool, frozenset[str]]
+
+
+def _snippet_bytes(key: _SnippetKey, snippets: tuple[bytes, bytes]) -> int:
+    language, root, path, query, _, allowed = key
+    size = ENTRY_OVERHEAD + 2 * TUPLE_OVERHEAD + bytes_size(language) + str_size(root) + str_size(path)
+    size += bytes_size(query) + 256 + 64 * len(allowed)  # the set may be a decision's own
+    return size + bytes_size(snippets[0]) + bytes_size(snippets[1])
+
+
 def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:
     """The held start with a Content-Length true to the rewritten page.
 
@@ -399,7 +429,7 @@ def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter)
     growth = rewriter.growth
     if not more_body:
         headers[at] = (name, str(len(body)).encode("ascii"))
-    elif growth is not None and value.strip().isdigit():
+    elif growth is not None and value.strip().isdigit() and len(value.strip()) <= 18:
         headers[at] = (name, str(int(value) + growth).encode("ascii"))
     else:
         del headers[at]

@@ -5,24 +5,36 @@ analysis (split, verify the consent cookie, classify every name, rebuild the hea
 is cached per header value. Only the consent's expiry depends on the clock, and only
 a withdrawal learnt since (`withdrawals.py`) can change what a header meant; both are
 checked on every hit, so neither an expired nor a withdrawn decision is served from
-the cache.
+the cache. Clients choose the headers, so the cache is bounded in bytes
+(`VISIT_CACHE_BYTES`), not in entries, and the analysis is linear in the header's length.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from cookie_gate.cache import ENTRY_OVERHEAD, POINTER, TUPLE_OVERHEAD, BoundedCache, bytes_size, str_size
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, strictest
-from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, expiries, join_segments
+from cookie_gate.cookies import (
+    MAX_EXPIRED_PER_RESPONSE,
+    DomainVariants,
+    cookie_segments,
+    cookie_value,
+    expiries,
+    join_segments,
+)
 from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
 from cookie_gate.withdrawals import Withdrawals
 
-#: Longer Cookie headers are analysed without the cache, so a client sending many
-#: huge distinct headers cannot make the cache hold more than a few tens of MB.
+#: Longer Cookie headers are analysed without the cache (a browser's are far shorter).
 MAX_CACHED_HEADER = 8192
+#: The visit cache holds at most this many bytes (estimated, see `_visit_bytes`), however many
+#: distinct headers clients send; one entry above a 64th of it is computed but not kept.
+VISIT_CACHE_BYTES = 16 * 2**20
+#: The refused cookies' expiring `Set-Cookie` headers, per (names, host, scheme), at most this many bytes.
+EXPIRY_CACHE_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +55,6 @@ class Visit:
     signed: tuple[tuple[str, int], ...] = ()
     #: Several different consent cookies were sent: the app sees none of them, only the decision.
     conflicting: bool = False
-    _expiries: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
 
 
 class VisitResolver:
@@ -68,9 +79,20 @@ class VisitResolver:
             undecided = {False: everything, True: everything - {"marketing"}}
         self._undecided = {gpc: Consent(categories, decided=False, gpc=gpc) for gpc, categories in undecided.items()}
         self._no_cookies = {gpc: Visit(consent, None, None, (), (), None) for gpc, consent in self._undecided.items()}
-        self._cached = functools.lru_cache(maxsize=4096)(self._resolve)
+        self._cached: BoundedCache[tuple[bytes, bool], Visit] = BoundedCache(
+            lambda key: self._resolve(*key),
+            _visit_bytes,
+            max_bytes=VISIT_CACHE_BYTES,
+            max_entry_bytes=VISIT_CACHE_BYTES // 64,
+        )
+        self._expiries: BoundedCache[tuple[tuple[str, ...], str, bool], list[tuple[bytes, bytes]]] = BoundedCache(
+            self._expiring,
+            _expiry_bytes,
+            max_bytes=EXPIRY_CACHE_BYTES,
+            max_entry_bytes=EXPIRY_CACHE_BYTES // 16,
+        )
         # A judgment of an undeclared name can change its category (unknown_cookies = "suspect").
-        classifier.on_change.append(self._cached.cache_clear)
+        classifier.on_change.append(self._cached.clear)
 
     def resolve(self, cookie_header: bytes | None, gpc: bool, now: float) -> Visit:
         if cookie_header is None:
@@ -78,7 +100,7 @@ class VisitResolver:
         if len(cookie_header) > MAX_CACHED_HEADER:
             visit = self._resolve(cookie_header, gpc)
         else:
-            visit = self._cached(cookie_header, gpc)
+            visit = self._cached[cookie_header, gpc]
         if visit.valid_until is not None and now >= visit.valid_until:
             return self._resolve(cookie_header, gpc, now)
         withdrawn = self._withdrawals.times
@@ -145,7 +167,7 @@ class VisitResolver:
         sighted, sent = self._classifier.sighted, self._classifier.sent
         allowed = consent.categories
         kept: list[bytes] = []
-        refused: list[str] = []
+        refused: dict[str, None] = {}  # ordered and de-duplicated in constant time per name
         names: list[tuple[str, str]] = []
         counter = None
         for name, segment in segments:
@@ -160,8 +182,8 @@ class VisitResolver:
                 kept.append(segment)
                 if name == COUNTER_COOKIE and counter is None:
                     counter = cookie_value(segment)
-            elif name and name not in refused:
-                refused.append(name)
+            elif name:
+                refused[name] = None
         if not refused and not conflicting:
             app_cookie: bytes | None = cookie_header
         else:
@@ -173,11 +195,36 @@ class VisitResolver:
 
     def expiry_headers(self, visit: Visit, host: str, secure: bool) -> list[tuple[bytes, bytes]]:
         """`Set-Cookie` headers expiring the visit's refused cookies under every domain."""
-        key = (host, secure)
-        headers = visit._expiries.get(key)
-        if headers is None:
-            domains = self._variants.domains(host)
-            headers = [(b"set-cookie", value) for value in expiries(visit.refused, domains, secure)]
-            if len(visit._expiries) < 8:
-                visit._expiries[key] = headers
-        return headers
+        return self._expiries[visit.refused[:MAX_EXPIRED_PER_RESPONSE], host, secure]
+
+    def _expiring(self, key: tuple[tuple[str, ...], str, bool]) -> list[tuple[bytes, bytes]]:
+        names, host, secure = key
+        domains = self._variants.domains(host)
+        return [(b"set-cookie", value) for value in expiries(names, domains, secure)]
+
+
+#: A Visit with its Consent and Decision, past the variable parts `_visit_bytes` adds.
+_VISIT_OVERHEAD = 600
+
+
+def _visit_bytes(key: tuple[bytes, bool], visit: Visit) -> int:
+    """An upper estimate of what caching `visit` under `key` holds, shared objects counted as owned.
+
+    Names of one character or none are CPython's shared singletons, so they cost only their slot.
+    """
+    header = key[0]
+    size = ENTRY_OVERHEAD + _VISIT_OVERHEAD + bytes_size(header) + str_size(visit.counter)
+    if visit.app_cookie is not header:
+        size += bytes_size(visit.app_cookie)
+    size += 2 * TUPLE_OVERHEAD + POINTER * (len(visit.sent) + len(visit.refused))
+    size += sum(TUPLE_OVERHEAD + POINTER + (str_size(name) if len(name) > 1 else 0) for name, _ in visit.sent)
+    decision = visit.decision
+    if decision is not None:
+        size += str_size(decision.consent_id) + str_size(decision.policy_version) + 64 * len(decision.accepted)
+    return size
+
+
+def _expiry_bytes(key: tuple[tuple[str, ...], str, bool], headers: list[tuple[bytes, bytes]]) -> int:
+    names, host, _ = key
+    size = ENTRY_OVERHEAD + 2 * TUPLE_OVERHEAD + str_size(host) + sum(POINTER + str_size(n) for n in names)
+    return size + TUPLE_OVERHEAD + sum(TUPLE_OVERHEAD + POINTER + bytes_size(value) for _, value in headers)

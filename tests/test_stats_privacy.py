@@ -42,6 +42,15 @@ from tests.conftest import POSTGRES_URL, GateFactory, Postgres, consent_cookie, 
 UTC_CLOCK = SiteClock("UTC")
 
 IPS = ("203.0.113.77", "2001:db8::77", "198.51.100.23", "2001:db8:85a3::8a2e:370:7334")
+#: Referrers that are IP addresses, in forms browsers accept, and the text each would leave on disk.
+IP_REFERRERS = {
+    "http://10.20.30.40/": "10.20.30.40",
+    "http://[2001:db8::99]/": "2001:db8::99",
+    "http://2130706433/": "2130706433",
+    "http://0x7f.1/": "0x7f.1",
+    "http://10-20-30-40.sslip.io/": "10-20-30-40",
+    "http://[::1]/": "[::1]",  # "::1" alone is too short to search binary pages for
+}
 #: A build number no real Chrome release has, in an otherwise ordinary Chrome-on-Mac string.
 DISTINCTIVE_VERSION = "129.0.6668.4721"
 AGENTS = (
@@ -73,6 +82,8 @@ def needles() -> list[tuple[str, bytes]]:
         found += [(f"IP {ip}", ip.encode()), (f"IP {ip} packed", address.packed)]
         if address.version == 6:
             found.append((f"IP {ip} exploded", address.exploded.encode()))
+    for referrer, text in IP_REFERRERS.items():
+        found.append((f"IP referrer {referrer}", text.encode()))
     for agent in AGENTS:
         found.append((f"User-Agent {agent[:40]}...", agent.encode()))
     found.append(("the distinctive Chrome build number", DISTINCTIVE_VERSION.encode()))
@@ -130,9 +141,10 @@ class Visitor:
     client: httpx.AsyncClient
     agent: str
     cookies: dict[str, str]
+    referrer: str = "https://search.example/?q=shoes"
 
     async def view(self, path: str) -> None:
-        headers = {"user-agent": self.agent, "referer": "https://search.example/?q=shoes"}
+        headers = {"user-agent": self.agent, "referer": self.referrer}
         if self.cookies:
             headers["cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         response = await self.client.get(path, headers=headers)
@@ -150,7 +162,7 @@ async def run_traffic(middleware: CookieGateMiddleware, stack: list[httpx.AsyncC
         transport = httpx.ASGITransport(app=middleware, client=(ip, 40000 + number))
         client = httpx.AsyncClient(transport=transport, base_url="http://www.shop.example.co.kr")
         stack.append(client)
-        visitor = Visitor(client, agent, {})
+        visitor = Visitor(client, agent, {}, list(IP_REFERRERS)[number % len(IP_REFERRERS)])
         await visitor.view("/")
         await visitor.view("/shop/1")
         assert (await client.get("/api", headers={"user-agent": agent})).is_success  # not a page view
@@ -193,6 +205,7 @@ async def test_no_ip_address_or_user_agent_reaches_the_sqlite_files_or_any_log(
     assert report["pageviews"] == 5 * len(VISITORS)  # the traffic really was counted,
     assert report["without_consent_daily_hash"]["visitor_days"] == len(VISITORS)  # addresses really were hashed
     assert report["consent"]["decisions"]["accept_all"] == 1
+    assert report["referrers"] == [{"host": "(ip address)", "entries": 5 * len(VISITORS)}]  # one bucket for all
     assert leaks_in_files(tmp_path) == {}
 
     # The store fails for a while (another process holds the write lock); the same visitors keep coming.

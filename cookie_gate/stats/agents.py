@@ -271,6 +271,8 @@ class AgentClassifier:
 
     def __init__(self, cache_size: int = 4096) -> None:
         self._bots = _bot_patterns()
+        # Bounded by entries of bounded size: strings are cut to _MAX_UA_LENGTH first, so 4,096
+        # entries hold about 6 MB at most (on the writer thread, never on the request path).
         self._cached = functools.lru_cache(maxsize=cache_size)(self._classify)
         user_agents.parse("")  # pay ua-parser's lazy set-up now, not on the first visit
 

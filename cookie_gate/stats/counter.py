@@ -84,6 +84,8 @@ class CounterCodec:
             key_derivation="hmac",
             digest_method=hashlib.sha256,
         )
+        # Bounded by entries of bounded size: values over 256 characters are never cached (`decode`),
+        # so 4,096 entries hold about 2 MB at most.
         self._cached = functools.lru_cache(maxsize=cache_size)(self._decode)
 
     def encode(self, counts: Counts) -> str:

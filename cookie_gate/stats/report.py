@@ -15,7 +15,9 @@ from datetime import date
 from typing import Any
 
 from cookie_gate.stats.clock import SiteClock, day_key
+from cookie_gate.stats.referrer import stored_referrer
 from cookie_gate.store.sql import SQLStore
+from cookie_gate.terminal import printable
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 #: Matomo's buckets, so the figures compare with what admins know.
@@ -49,6 +51,8 @@ def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) ->
                 visitors += n
     detail: dict[str, Counter[str]] = {}
     for _, kind, value, n in rows.detail:
+        if kind == "referrer":
+            value = stored_referrer(value)  # rows kept before IP addresses were bucketed show bucketed too
         detail.setdefault(kind, Counter())[value] += n
     return {
         "period": {"from": day_key(first), "to": day_key(today), "days": days, "timezone": clock.zone.key},
@@ -161,7 +165,7 @@ def format_report(report: Mapping[str, Any], width: int = 40) -> str:
     lines += ["", "Consent decisions"]
     lines.append("  " + "   ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in consent["decisions"].items()))
     if consent["accepted"]:
-        lines.append("  accepted: " + ", ".join(f"{k} {n:,}" for k, n in consent["accepted"].items()))
+        lines.append("  accepted: " + ", ".join(f"{printable(k)} {n:,}" for k, n in consent["accepted"].items()))
     lines.append(f"  sent with Global Privacy Control: {consent['with_gpc']:,}")
     return "\n".join(lines)
 
@@ -170,9 +174,11 @@ def _section(title: str, values: Mapping[str, int], width: int) -> list[str]:
     lines = ["", title]
     if not values or not any(values.values()):
         return [*lines, "  (none)"]
-    label_width = max(len(k) for k in values)
+    # Labels are paths, referrers and browser names visitors sent: control characters are escaped.
+    labels = {printable(k): n for k, n in values.items()}
+    label_width = max(len(k) for k in labels)
     peak = max(values.values())
-    for label, n in values.items():
+    for label, n in labels.items():
         bar = "█" * round(width * n / peak) if peak else ""
         lines.append(f"  {label:<{label_width}} {bar:<{width}} {n:,}")
     return lines

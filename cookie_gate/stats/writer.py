@@ -23,6 +23,7 @@ from cookie_gate.hosts import request_host
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import VisitStart
+from cookie_gate.stats.referrer import stored_referrer
 from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore, StatsBatch
 
@@ -219,7 +220,7 @@ class StatsWriter:
         if source != own_host:
             add(hourly, (hour, "entries"))
             if source:
-                add(detail, (day, "referrer", source))
+                add(detail, (day, "referrer", stored_referrer(source)))  # never an IP address
         if consented:
             add(hourly, (hour, "analytics_pageviews"))
         if start is not None:
