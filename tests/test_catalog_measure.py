@@ -148,6 +148,12 @@ def test_shopify_analytics_stay_analytics() -> None:
         ("ai_session", "analytics"),
         ("ai_user", "analytics"),
         ("acalltrackersession", "marketing"),
+        ("_biz_uid", "analytics"),
+        ("_biz_sid", "analytics"),
+        ("tk_ai", "analytics"),
+        ("mtc_id", "marketing"),
+        ("mautic_device_id", "marketing"),
+        ("mboxEdgeCluster", "marketing"),
     ],
 )
 def test_reviewed_tracker_families_cite_their_vendor(name: str, category: str) -> None:
