@@ -165,20 +165,23 @@ class CookieClassifier:
             if not self.judges_requests or earlier is None or earlier.suspect:
                 return  # judged once is enough outside suspect mode; a suspicion stays
         verdict = self._judge(name, Sighting(value[:MAX_VALUE]))
-        if seen and (verdict is None or not verdict.suspect):
+        if not seen:
+            # A name not remembered (new, or pushed out) is in cached visits, if at all, only with
+            # values that were judged clean there: those visits are not redone, so that made-up
+            # names cannot clear the cache at will.
+            sighted[name] = verdict
+            if len(sighted) > MAX_SIGHTED_NAMES:
+                sighted.popitem(last=False)
+            self._inventory_sent(name, verdict)
+            return
+        if verdict is None or not verdict.suspect:
             return  # a clean value leaves the earlier verdict as it was
         before = self.category(name)
         sighted[name] = verdict
-        if len(sighted) > MAX_SIGHTED_NAMES:
-            sighted.popitem(last=False)
-        if seen:
-            # Cached visits hold this name as clean: redo them (unless the app's verdict still decides).
-            if self.category(name) != before:
-                self._changed()
-            if name in self._inventoried_sent:
-                self._record(name, verdict)
-            return
-        self._inventory_sent(name, verdict)
+        if self.category(name) != before:  # unless the app's own verdict still decides
+            self._changed()  # cached visits hold this name as clean: redo them
+        if name in self._inventoried_sent:
+            self._record(name, verdict)
 
     def _inventory_sent(self, name: str, verdict: Verdict | None) -> None:
         if not 0 < len(name) <= MAX_INVENTORY_NAME or name in self._inventoried_sent:
@@ -217,7 +220,11 @@ class CookieClassifier:
             callback()
 
     def _judge(self, name: str, sighting: Sighting) -> Verdict | None:
-        return judge(name, sighting) if self.source(name) in ("unknown", "generic") else None
+        if self._mode == "suspect":  # the cached category already says whether it is left to the heuristic
+            judgeable = self._cached(name) is _UNJUDGED
+        else:
+            judgeable = self.source(name) in ("unknown", "generic")
+        return judge(name, sighting) if judgeable else None
 
     def _record(self, name: str, verdict: Verdict | None) -> None:
         source = verdict.describe() if verdict is not None and verdict.suspect else self.source(name)
