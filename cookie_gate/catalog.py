@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
+from cookie_gate.suspect import TRACKER_WORDS, name_words
+
 __all__ = ["CatalogueRule", "NameMatcher", "builtin_catalog", "explain"]
 
 _CATEGORIES = frozenset({"necessary", "preferences", "analytics", "marketing"})
@@ -46,18 +48,34 @@ class NameMatcher:
     here: the caller keeps an LRU keyed on the name.
 
     Suffixes come last (Rails names its session cookie ``_<app>_session``): a
-    name that an exact rule or a prefix knows is never filed by its ending.
+    name that an exact rule or a prefix knows is never filed by its ending, and
+    neither is a name with one of ``suffix_vetoes`` among its words: an ending says
+    what framework made a cookie only when the rest of the name does not say it
+    tracks (``_tracking_session``, ``visitor_session``, ``_ab_session``).
+
+    ``generic`` names are exact names that say nothing about a cookie's purpose
+    (``uid``, ``token``): the table files them necessary so that no data set makes
+    them a tracker, and the caller decides what its policy for unknown names does
+    with them (``is_generic``).
     """
 
-    __slots__ = ("_by_length", "_exact", "_prefix_count", "_suffixes")
+    __slots__ = ("_by_length", "_exact", "_generic", "_prefix_count", "_suffix_vetoes", "_suffixes")
 
     def __init__(
-        self, exact: Mapping[str, str], prefixes: Mapping[str, str], suffixes: Mapping[str, str] | None = None
+        self,
+        exact: Mapping[str, str],
+        prefixes: Mapping[str, str],
+        suffixes: Mapping[str, str] | None = None,
+        *,
+        generic: frozenset[str] = frozenset(),
+        suffix_vetoes: frozenset[str] = frozenset(),
     ) -> None:
         self._exact: dict[str, str] = dict(exact)
         self._prefix_count = len(prefixes)
         self._by_length = _by_length(prefixes)
         self._suffixes = _by_length(suffixes or {})
+        self._generic = generic
+        self._suffix_vetoes = suffix_vetoes
 
     def category(self, name: str) -> str | None:
         """The category for cookie ``name``, or None if no rule knows it."""
@@ -74,8 +92,15 @@ class NameMatcher:
             if length <= size:
                 found = group.get(name[size - length :])
                 if found is not None:
-                    return found
+                    return None if self._vetoed(name) else found
         return None
+
+    def is_generic(self, name: str) -> bool:
+        """Whether ``name`` is one of the generic names (filed only so that no data set files it as a tracker)."""
+        return name in self._generic
+
+    def _vetoed(self, name: str) -> bool:
+        return bool(self._suffix_vetoes) and not self._suffix_vetoes.isdisjoint(name_words(name))
 
     def rule(self, name: str) -> tuple[str, str] | None:
         """Which rule files ``name``: ("exact" | "prefixes" | "suffixes", the pattern), for explanations."""
@@ -86,7 +111,7 @@ class NameMatcher:
                 if length <= len(name):
                     part = name[:length] if kind == "prefixes" else name[len(name) - length :]
                     if part in group:
-                        return kind, part
+                        return None if kind == "suffixes" and self._vetoed(name) else (kind, part)
         return None
 
     def __repr__(self) -> str:
@@ -139,7 +164,15 @@ def builtin_catalog() -> NameMatcher:
         _decode(data.get("exact"), codes, "exact"),
         _decode(data.get("prefixes"), codes, "prefixes"),
         _decode(data.get("suffixes", {}), codes, "suffixes"),
+        generic=_names(data.get("generic", [])),
+        suffix_vetoes=TRACKER_WORDS,
     )
+
+
+def _names(listed: object) -> frozenset[str]:
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise ValueError("catalog.json: 'generic' must be a list of names")
+    return frozenset(listed)
 
 
 @dataclass(frozen=True, slots=True)

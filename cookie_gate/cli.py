@@ -173,7 +173,7 @@ def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
     blocks = []
     for name in names:
         category, source = classifier.category(name), classifier.source(name)
-        suspected = source == "unknown" and seen.get(name, "").startswith("suspected tracker")
+        suspected = source in ("unknown", "generic") and seen.get(name, "").startswith("suspected tracker")
         if suspected and config.unknown_cookies == "suspect":
             category = SUSPECT_CATEGORY  # what the gateway does with it, once it has seen it
         lines = [f"{printable(name)}: {category}"]
@@ -187,11 +187,14 @@ def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
                 lines.append(f"  filed by: the built-in catalogue, {_RULE_WORDS[rule.kind]} {rule.pattern!r}")
                 lines.append(f"  source: {rule.reason}")
             else:
-                lines.append(
-                    f"  filed by: nobody declared it; unknown names: {_UNKNOWN_POLICY[config.unknown_cookies]}"
-                )
-                if rule is not None:
-                    lines.append(f"  not filed from: {rule.reason}")
+                policy = _UNKNOWN_POLICY[config.unknown_cookies]
+                if source == "generic" and rule is not None:
+                    lines.append(f"  filed by: a generic name, decided as unknown names are: {policy}")
+                    lines.append(f"  catalogue: {rule.reason}")
+                else:
+                    lines.append(f"  filed by: nobody declared it; unknown names: {policy}")
+                    if rule is not None:
+                        lines.append(f"  not filed from: {rule.reason}")
                 if suspected:
                     lines.append(f"  heuristic: {seen[name]}")
                 else:
@@ -201,13 +204,34 @@ def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
                         else "  heuristic: the gateway has not seen it yet"
                     )
         other = "analytics" if category == "necessary" else "necessary"
-        # A JSON string of ASCII is a valid TOML basic string, control characters escaped as \uXXXX.
-        lines.append(f"  to file it yourself, in the config file: [categories.{other}] cookies = [{json.dumps(name)}]")
+        lines.append(
+            f"  to file it yourself, in the config file: [categories.{other}] cookies = [{_toml_string(name)}]"
+        )
         blocks.append("\n".join(lines))
     return "\n".join(blocks)
 
 
 _RULE_WORDS = {"exact": "exact name", "prefixes": "prefix", "suffixes": "suffix"}
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: quotes, backslashes, control characters and DEL escaped.
+
+    A lone surrogate (a name given on the command line in bytes that are not UTF-8) has no
+    TOML spelling; U+FFFD stands in for it, so the line stays valid TOML.
+    """
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\\ufffd")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-__all__ = ["Sighting", "Verdict", "judge", "set_cookie_sighting"]
+__all__ = ["TRACKER_WORDS", "Sighting", "Verdict", "judge", "name_words", "set_cookie_sighting"]
 
 #: Lifetimes from which a readable identifier counts as long-lived (about six months).
 LONG_LIVED_SECONDS = 180 * 86400
@@ -43,7 +43,8 @@ LONG_LIVED_SECONDS = 180 * 86400
 MAX_VALUE = 256
 
 _WORDS = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
-_TRACKER_WORDS = frozenset(
+#: Words of a name that say it tracks; the catalogue's suffix rules never file such a name either.
+TRACKER_WORDS = frozenset(
     {
         "ab", "ad", "ads", "analytics", "anon", "anonymous", "campaign", "cid", "click", "clickid", "device",
         "distinct", "experiment", "fbclid", "fingerprint", "fp", "gclid", "landing", "lead", "pageview",
@@ -137,7 +138,7 @@ def judge(name: str, sighting: Sighting) -> Verdict:
     if shape is None:
         return Verdict(False, ("its value is not an identifier",))
     reasons = [f"value is {shape}"]
-    tracker_words = sorted(set(words) & _TRACKER_WORDS)
+    tracker_words = sorted(set(words) & TRACKER_WORDS)
     long_lived = sighting.set_by_app and sighting.lifetime is not None and sighting.lifetime >= LONG_LIVED_SECONDS
     if shape.startswith(("an analytics-style", "an id with")):
         suspect = True

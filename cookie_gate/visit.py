@@ -165,15 +165,18 @@ class VisitResolver:
                 )
         category = self._classifier.category
         sighted, sent = self._classifier.sighted, self._classifier.sent
+        every_value = self._classifier.judges_requests
+        for name, segment in segments:
+            # Every value is judged before any name is filed (suspect mode), so that a harmless
+            # value sent first, or beside a tracker's, never decides for the others.
+            if every_value or name not in sighted:
+                sent(name, cookie_value(segment))
         allowed = consent.categories
         kept: list[bytes] = []
         refused: dict[str, None] = {}  # ordered and de-duplicated in constant time per name
         names: list[tuple[str, str]] = []
         counter = None
         for name, segment in segments:
-            if name not in sighted:
-                # Before the category: the first sighting is what judges an undeclared name.
-                sent(name, cookie_value(segment))
             owner = category(name)
             names.append((name, owner))
             if conflicting and name == self._cookie_name:

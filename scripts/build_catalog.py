@@ -111,13 +111,18 @@ ones except where stated):
 
 5. **Reviewed families and frameworks** (``scripts/catalog_families.toml``): tracker
    families the database files as Functional or does not know (Hotjar, AddThis,
-   Tealium, Dynatrace, Criteo, Permutive, Shopify's analytics), and the session,
+   Tealium, Dynatrace, Criteo, Permutive, Parse.ly, Dynamic Yield, Application Insights,
+   AdCalls, Shopify's analytics), and the session,
    CSRF, auth, cart and locale cookies of frameworks and platforms (Django, Rails,
    Laravel, Express, PHP, Java, ASP.NET, WordPress, WooCommerce, Shopify, NextAuth,
    Keycloak, Starlette/Flask/Quart/Litestar) plus the generic names apps use for
-   themselves, all necessary. Each entry cites its vendor's or framework's
-   documentation, and wins over every data set; a family's prefix re-files the names
-   under it, except cookies that record a consent or opt-out choice.
+   themselves, all necessary. The generic names (those of the entry marked
+   ``generic = true`` that no other entry documents) are also listed in ``generic``:
+   the gateway decides them by its policy for unknown names (see ``classify.py``). A
+   suffix rule never files a name with a tracker's word in it (``catalog.py``). Each
+   entry cites its vendor's or framework's documentation, and wins over every data set;
+   a family's prefix re-files the names under it, except cookies that record a consent
+   or opt-out choice.
 
 The crawl in ``cookieblock-consent-crawler/`` is deliberately *not* read here:
 it is the test set that the catalogue is evaluated against.
@@ -279,6 +284,8 @@ class Tables:
     exact: dict[str, str] = field(default_factory=dict)
     prefixes: dict[str, str] = field(default_factory=dict)
     suffixes: dict[str, str] = field(default_factory=dict)
+    #: Exact names of the generic entry that no other entry documents (the gateway's unknown-name policy decides).
+    generic: set[str] = field(default_factory=set)
     why: dict[str, dict[str, str]] = field(
         default_factory=lambda: {"exact": {}, "prefixes": {}, "suffixes": {}, "ignored": {}}
     )
@@ -498,10 +505,17 @@ def add_families(entries: list[dict[str, object]], tables: Tables, stats: Stats)
     vendor's documentation decides for the whole family, except a cookie that records
     a consent or opt-out choice, which stays necessary.
     """
+    documented: set[str] = set()
+    for entry in entries:
+        if not entry.get("generic"):
+            assert isinstance(entry["cookies"], list)
+            documented.update(entry["cookies"])
     for entry in entries:
         category, reason = str(entry["category"]), f"{entry['label']}: {entry['source']}"
         patterns = entry["cookies"]
         assert isinstance(patterns, list)
+        if entry.get("generic"):
+            tables.generic.update(pattern for pattern in patterns if pattern not in documented)
         for pattern in patterns:
             if pattern.endswith("*"):
                 prefix = pattern[:-1]
@@ -573,6 +587,7 @@ def build(data_dir: Path, stats: Stats | None = None, families: Path = FAMILIES)
         "exact": {name: CODES[tables.exact[name]] for name in sorted(tables.exact)},
         "prefixes": {prefix: CODES[tables.prefixes[prefix]] for prefix in sorted(tables.prefixes)},
         "suffixes": {suffix: CODES[tables.suffixes[suffix]] for suffix in sorted(tables.suffixes)},
+        "generic": sorted(tables.generic),
         "why": encode_why(tables),
     }
 
@@ -601,6 +616,7 @@ def report(stats: Stats, catalog: Mapping[str, object], size: int) -> str:
         f"names from CookieBlock domain lists: {len(stats.domain_names)}",
         f"CookieBlock name_match entries that added or changed a name: {stats.name_match_overrides!r}",
         f"reviewed families and frameworks: {len(stats.family_entries)} patterns",
+        f"generic names (the gateway's unknown-cookie setting decides them): {catalog['generic']!r}",
         f"exact: {len(exact)}, prefixes: {len(prefixes)}, suffixes: {len(suffixes)}, size: {size} bytes",
     ]
     return "\n".join(lines)

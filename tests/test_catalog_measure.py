@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from cookie_gate.catalog import builtin_catalog, explain
+from cookie_gate.classify import SUSPECT_CATEGORY, UNDECLARED, CookieClassifier
+from cookie_gate.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -139,9 +141,69 @@ def test_shopify_analytics_stay_analytics() -> None:
         ("dtCookie", "analytics"),
         ("rxVisitor", "analytics"),
         ("intercom-session-abc123", "necessary"),
+        ("_parsely_session", "analytics"),
+        ("_parsely_visitor", "analytics"),
+        ("_dyjsession", "analytics"),
+        ("_dyid", "analytics"),
+        ("ai_session", "analytics"),
+        ("ai_user", "analytics"),
+        ("acalltrackersession", "marketing"),
+        ("_biz_uid", "analytics"),
+        ("_biz_sid", "analytics"),
+        ("tk_ai", "analytics"),
+        ("mtc_id", "marketing"),
+        ("mautic_device_id", "marketing"),
+        ("mboxEdgeCluster", "marketing"),
     ],
 )
 def test_reviewed_tracker_families_cite_their_vendor(name: str, category: str) -> None:
     assert builtin_catalog().category(name) == category
     rule = explain(name)
     assert rule is not None and rule.reason.split(": ", 1)[-1].startswith(("https://", "http://")), rule
+
+
+UUID = "1f9507d0-58f7-463d-9d32-020133a8f79c"
+
+
+def classifier(mode: str) -> CookieClassifier:
+    return CookieClassifier(
+        load_config(None, environ={}, secret_key="a-test-secret-of-some-length", unknown_cookies=mode)
+    )
+
+
+@pytest.mark.parametrize("name", ["_tracking_session", "visitor_session", "_ab_session", "_ad_session"])
+def test_a_frameworks_ending_never_files_a_name_that_says_it_tracks(name: str) -> None:
+    assert builtin_catalog().category(name) is None and explain(name) is None
+    blocking, suspecting = classifier("block"), classifier("suspect")
+    suspecting.sent(name, UUID)
+    assert blocking.category(name) == UNDECLARED
+    assert suspecting.category(name) == SUSPECT_CATEGORY
+
+
+def test_rails_session_cookies_still_come_out_necessary_in_every_mode() -> None:
+    for mode in ("allow", "suspect", "block"):
+        gate = classifier(mode)
+        gate.sent("_myshop_session", "aGVsbG8gd29ybGQgdGhpcyBpcyByYWlscw--0123456789abcdef0123456789abcdef01234567")
+        assert gate.category("_myshop_session") == "necessary", mode
+
+
+GENERIC_ONLY = ["sid", "token", "uid", "id", "user", "s", "t"]  # names that say nothing of their purpose
+
+
+def test_generic_names_follow_the_unknown_cookies_setting_and_documented_ones_pass() -> None:
+    """The catalogue files them necessary (no data set makes them trackers); the admin's setting decides."""
+    allowing, blocking, suspecting = classifier("allow"), classifier("block"), classifier("suspect")
+    for name in GENERIC_ONLY:
+        assert builtin_catalog().is_generic(name), name
+        assert allowing.category(name) == "necessary" and allowing.source(name) == "generic"
+        assert blocking.category(name) == UNDECLARED, name
+    for name in ("session", "sessionid", "cart", "csrf", "lang", "locale", "theme", "auth", "JSESSIONID"):
+        assert not builtin_catalog().is_generic(name), name
+        assert blocking.category(name) == "necessary", name
+    suspecting.sent("uid", UUID)  # a tracker's word with an id, readable by scripts
+    suspecting.sent("token", UUID)
+    suspecting.sent("s", "1")
+    assert suspecting.category("uid") == SUSPECT_CATEGORY
+    assert suspecting.category("token") == "necessary" and suspecting.category("s") == "necessary"
+    suspecting.was_set("uid", f"uid={UUID}; HttpOnly".encode(), 1_700_000_000.0)
+    assert suspecting.category("uid") == "necessary"  # the app's own login cookie, HttpOnly

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from cookie_gate.classify import TRUNCATED
 from cookie_gate.cli import main
@@ -142,3 +144,37 @@ def test_python_dash_m_runs_the_same_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "_fbp: marketing"
+
+
+def suggestion(out: str) -> str:
+    """The TOML the lookup suggests, as the admin would paste it."""
+    line = next(line for line in out.splitlines() if "in the config file:" in line)
+    table, _, assignment = line.partition("in the config file: ")[2].partition("] ")
+    return f"{table}]\n{assignment}\n"
+
+
+@pytest.mark.parametrize("name", ['a"b', "back\\slash", 'x"]\n[evil', "tab\there", "del\x7fname", "쿠키_이름", "é\x00"])
+def test_the_override_suggestion_is_valid_toml_for_any_name(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", DEMO_CONFIG, "cookies", name]) == 0
+    parsed = tomllib.loads(suggestion(capsys.readouterr().out))
+    assert next(iter(parsed["categories"].values()))["cookies"] == [name]
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(min_size=1, max_size=30))
+def test_the_override_suggestion_parses_back_to_the_name(name: str) -> None:
+    from cookie_gate.cli import _toml_string
+
+    assert tomllib.loads(f"cookies = [{_toml_string(name)}]\n")["cookies"] == [name]
+
+
+def test_a_generic_name_says_the_unknown_cookies_setting_decides_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocking = tmp_path / "block.toml"
+    blocking.write_text('unknown_cookies = "block"\n', encoding="utf-8")
+    assert main(["--config", str(blocking), "cookies", "uid", "sessionid"]) == 0
+    out = capsys.readouterr().out
+    assert "uid: undeclared\n  filed by: a generic name, decided as unknown names are: blocked" in out
+    assert "  catalogue: Generic names apps use for themselves: https://" in out
+    assert "sessionid: necessary\n  filed by: the built-in catalogue" in out

@@ -14,9 +14,12 @@ from starlette.routing import Route
 
 from cookie_gate.classify import (
     MAX_INVENTORY_SENT_NAMES,
+    MAX_INVENTORY_SET_NAMES,
+    MAX_JUDGED_NAME,
     MAX_SIGHTED_NAMES,
     SUSPECT_CATEGORY,
     TRUNCATED,
+    UNDECLARED,
     CookieClassifier,
 )
 from cookie_gate.config import load_config
@@ -229,9 +232,127 @@ def test_the_classifiers_memory_of_sightings_is_bounded_whatever_the_names() -> 
     gate = classifier("suspect")
     tracemalloc.start()
     for i in range(MAX_SIGHTED_NAMES * 2):
-        gate.sent(f"{i:08d}" + "n" * 92, "v" * 4000)  # the longest names it remembers, with huge values
+        gate.sent(f"{i:08d}" + "n" * (MAX_JUDGED_NAME - 8), "v" * 4000)  # the longest names it remembers
         gate.sent(f"{i:08d}" + "x" * 4000, "1")  # longer names: not remembered at all
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert len(gate.sighted) == MAX_SIGHTED_NAMES
     assert peak < 8_000_000
+
+
+# -- every value counts: no visitor decides for the others -------------------------------------
+
+
+def test_a_harmless_value_sent_first_does_not_decide_for_later_ones() -> None:
+    """Anyone can send `wow.anonymousId=x` first; a real visitor's UUID after it is still refused."""
+    gate = classifier("suspect")
+    changes: list[int] = []
+    gate.on_change.append(lambda: changes.append(1))
+    gate.sent("wow.anonymousId", "x")
+    assert gate.category("wow.anonymousId") == "necessary"
+    gate.sent("wow.anonymousId", UUID)
+    assert gate.category("wow.anonymousId") == SUSPECT_CATEGORY
+    assert changes == [1]  # visits cached while it looked clean are redone
+    gate.sent("wow.anonymousId", "x")  # a clean value never clears a suspicion
+    assert gate.category("wow.anonymousId") == SUSPECT_CATEGORY
+    assert changes == [1]
+
+
+@pytest.mark.anyio
+async def test_a_script_whose_first_value_is_not_yet_an_id_is_refused_once_it_is(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate(ROUTES, unknown_cookies="suspect"))
+    assert (await client.get("/echo", headers={"cookie": "_visitorId=0"})).json()["raw"] == "_visitorId=0"
+    later = {"cookie": "_visitorId=4792e20c669c434991f3e0292532db4d"}
+    assert (await client.get("/echo", headers=later)).json()["raw"] is None
+
+
+def test_only_the_apps_own_set_cookie_clears_a_suspicion() -> None:
+    gate = classifier("suspect")
+    gate.sent("device_uid", UUID)
+    for _ in range(3):
+        gate.sent("device_uid", "1")
+    assert gate.category("device_uid") == SUSPECT_CATEGORY
+    gate.was_set("device_uid", f"device_uid={UUID}; HttpOnly".encode(), NOW)
+    gate.sent("device_uid", UUID)  # the app's verdict wins over requests'
+    assert gate.category("device_uid") == "necessary"
+
+
+@pytest.mark.anyio
+async def test_a_primed_name_is_refused_to_every_later_visitor(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES, unknown_cookies="suspect"))
+    primed = {"cookie": "wow.anonymousId=x"}
+    assert (await client.get("/echo", headers=primed)).json()["raw"] == "wow.anonymousId=x"
+    honest = {"cookie": f"wow.anonymousId={UUID}"}
+    assert (await client.get("/echo", headers=honest)).json()["raw"] is None
+    assert (await client.get("/echo", headers=primed)).json()["raw"] is None  # the cached visit was redone
+
+
+@pytest.mark.anyio
+async def test_a_flood_then_a_new_prime_does_not_let_the_tracker_through(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    app = gate(ROUTES, unknown_cookies="suspect")
+    client = client_for(app)
+    honest = {"cookie": f"wow.anonymousId={UUID}; other=2"}
+    assert (await client.get("/echo", headers=honest)).json()["raw"] == "other=2"
+    for batch in range(MAX_SIGHTED_NAMES // 500 + 2):
+        junk = "; ".join(f"j{batch}_{i}=1" for i in range(500))
+        await client.get("/echo", headers={"cookie": junk})
+    assert "wow.anonymousId" not in app.classifier.sighted  # pushed out
+    assert (await client.get("/echo", headers={"cookie": "wow.anonymousId=x; z=1"})).json()["raw"] is not None
+    fresh = {"cookie": f"wow.anonymousId={UUID}; other=3"}
+    assert (await client.get("/echo", headers=fresh)).json()["raw"] == "other=3"
+
+
+@pytest.mark.anyio
+async def test_a_tracker_beside_a_harmless_copy_of_its_name_in_one_header_is_refused(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate(ROUTES, unknown_cookies="suspect"))
+    sent = {"cookie": f"wow.anonymousId=x; wow.anonymousId={UUID}; keep=1"}
+    assert (await client.get("/echo", headers=sent)).json()["raw"] == "keep=1"
+
+
+# -- no way around the heuristic: long names, a full inventory -----------------------------------
+
+
+def test_a_long_name_is_judged_or_refused_never_waved_through() -> None:
+    judged = "x" * 101 + "_visitor_id"
+    too_long = "x" * MAX_JUDGED_NAME + "_visitor_id"
+    blocking, suspecting = classifier("block"), classifier("suspect")
+    for name in (judged, too_long):
+        blocking.sent(name, UUID)
+        suspecting.sent(name, UUID)
+        assert blocking.category(name) == UNDECLARED
+        assert suspecting.category(name) == SUSPECT_CATEGORY, len(name)
+    assert classifier("allow").category(too_long) == "necessary"  # allow mode keeps what it cannot judge
+    assert suspecting.category("_hjSession_" + "1" * MAX_JUDGED_NAME) == "analytics"  # the catalogue still files it
+
+
+def test_the_app_set_names_past_the_inventorys_budget_are_still_judged() -> None:
+    gate = classifier("suspect")
+    for i in range(MAX_INVENTORY_SET_NAMES):
+        gate.was_set(f"viewed_{i}", f"viewed_{i}=1; Path=/".encode(), NOW)
+    gate.was_set("prefs_blob", f"prefs_blob={UUID}; Max-Age=31536000".encode(), NOW)
+    assert "prefs_blob" not in gate.recorded_set  # not recorded in the inventory ...
+    assert gate.category("prefs_blob") == SUSPECT_CATEGORY  # ... but judged
+    gate.sent("device_uid", UUID)
+    gate.was_set("device_uid", f"device_uid={UUID}; HttpOnly".encode(), NOW)
+    assert gate.category("device_uid") == "necessary"  # and the app's HttpOnly still clears a suspicion
+
+
+@pytest.mark.parametrize("mode", ["allow", "suspect", "block"])
+def test_app_set_names_whose_category_does_not_change_leave_the_cached_visits_alone(mode: str) -> None:
+    gate = classifier(mode)
+    changes: list[int] = []
+    gate.on_change.append(lambda: changes.append(1))
+    for i in range(100):
+        name = f"viewed_{i}"
+        before = gate.category(name)
+        gate.was_set(name, f"{name}=1; Path=/".encode(), NOW)
+        assert gate.category(name) == before
+    assert changes == []
+    gate.was_set("prefs_blob", f"prefs_blob={UUID}; Max-Age=31536000".encode(), NOW)
+    assert changes == ([1] if mode == "suspect" else [])
