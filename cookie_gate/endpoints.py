@@ -31,7 +31,6 @@ from cookie_gate.hosts import request_host
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
-from cookie_gate.withdrawals import Withdrawals
 
 logger = logging.getLogger("cookie_gate.consent")
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
@@ -64,7 +63,6 @@ class Endpoints:
         variants: DomainVariants,
         store: SQLStore,
         clock: Clock,
-        withdrawals: Withdrawals | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
@@ -75,7 +73,8 @@ class Endpoints:
         self._optional = frozenset(config.optional_categories)
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
         self.store = store
-        self._withdrawals = Withdrawals() if withdrawals is None else withdrawals
+        # The resolver's own: what a withdrawal here teaches must change what a request's cookie means.
+        self._withdrawals = visits.withdrawals
         name = config.cookie_name.lower()
         #: Browsers take a `__Host-` or `__Secure-` cookie only with Secure, so only over https.
         self._needs_https = name.startswith(("__host-", "__secure-"))
