@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from cookie_gate.cookies import MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES
+from cookie_gate.asgi import Receive, Scope, Send
+from cookie_gate.cookies import MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES, DomainVariants
+from cookie_gate.endpoints import Endpoints
 from tests.clocks import suite_clock
 from tests.conftest import (
     HOST,
@@ -563,3 +565,28 @@ async def test_a_host_prefixed_consent_cookie_over_plain_http_is_still_secure_an
         assert set_cookies(response)[0].endswith("; Secure")
     warnings = [r for r in caplog.records if "is sent with Secure" in r.getMessage()]
     assert len(warnings) == 1
+
+
+async def test_the_endpoints_teach_withdrawals_to_the_resolver_they_were_given(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    """Endpoints built without a `Withdrawals` of their own cannot keep a withdrawal from the pages."""
+    parts = gate(ROUTES)
+    endpoints = Endpoints(
+        parts.config,
+        parts.visits._codec,
+        parts.classifier,
+        parts.visits,
+        DomainVariants(lambda host: None),
+        parts.store,
+        suite_clock,
+    )
+
+    async def consent_only(scope: Scope, receive: Receive, send: Send) -> None:
+        await endpoints(scope, receive, send, "/consent")
+
+    client = client_for(consent_only)
+    cookie = kept_cookie(await client.post(CONSENT, json={"accept": "all"}))
+    assert parts.visits.resolve(cookie.encode(), False, suite_clock()).consent.decided
+    assert (await client.delete(CONSENT, headers={"cookie": cookie})).status_code == 200
+    assert not parts.visits.resolve(cookie.encode(), False, suite_clock()).consent.decided
