@@ -91,8 +91,8 @@ class Withdrawals:
         self._background = background
         #: consent id -> time of the latest withdrawal known here; read on every decided request.
         self.times: dict[str, int] = {}
-        #: Before this time no withdrawal held has outlived the consent lifetime (no sweep can help).
-        self._sweep_after = float("-inf")
+        #: The earliest time a withdrawal held outlives the consent lifetime: no sweep can help before.
+        self._sweep_after = float("inf")
         self._checked: dict[str, None] = {}
         #: Called (in any thread, without the lock) when cached visits may hold ids that must be met again.
         self.on_forget: list[Callable[[], None]] = []
@@ -161,26 +161,31 @@ class Withdrawals:
         with self._lock:
             if consent_id in self._queued:
                 return
-            if len(self._queued) >= MAX_QUEUED:
+            full = len(self._queued) >= MAX_QUEUED
+            if full:
                 self.dropped += 1
                 self._dropped_since_drain = True
-                self._log(
-                    logging.WARNING,
-                    "dropped",
-                    "cookie_gate withdrawal lookups queue full: %d ids dropped so far, looked up once it drains",
-                    self.dropped,
-                )
-                return
-            self._queue.append(consent_id)
-            self._queued.add(consent_id)
-            if not self._background:
-                return
-            if self._worker is None:
-                # Started once and kept while there is work, so a request rarely pays for a thread.
-                self._worker = threading.Thread(target=self._work, name="cookie_gate-withdrawals", daemon=True)
-                self._worker.start()
             else:
-                self._changed.notify_all()
+                self._queue.append(consent_id)
+                self._queued.add(consent_id)
+                if self._background:
+                    self._start_worker()
+        if full:
+            self._log(
+                logging.WARNING,
+                "dropped",
+                "cookie_gate withdrawal lookups queue full: %d ids dropped so far, looked up once it drains",
+                self.dropped,
+            )
+
+    def _start_worker(self) -> None:
+        """Start the worker, or wake it (called under the lock)."""
+        if self._worker is None:
+            # Started once and kept while there is work, so a request rarely pays for a thread.
+            self._worker = threading.Thread(target=self._work, name="cookie_gate-withdrawals", daemon=True)
+            self._worker.start()
+        else:
+            self._changed.notify_all()
 
     def check_pending(self) -> None:
         """Look up every queued id now, in this thread, stopping at a failure (tests call it directly)."""
@@ -229,13 +234,13 @@ class Withdrawals:
             with self._lock:
                 self.failed += 1
                 self._queue.extendleft(reversed(batch))
-                self._log(
-                    logging.ERROR,
-                    "failed",
-                    "cookie_gate could not look up withdrawn consent ids (%s): %d failures so far, tried again later",
-                    type(error).__name__,
-                    self.failed,
-                )
+            self._log(
+                logging.ERROR,
+                "failed",
+                "cookie_gate could not look up withdrawn consent ids (%s): %d failures so far, tried again later",
+                type(error).__name__,
+                self.failed,
+            )
             return False
         for consent_id, at in found.items():
             self.add(consent_id, at)
@@ -261,7 +266,7 @@ class Withdrawals:
             forget()
 
     def _log(self, level: int, kind: str, message: str, *args: object) -> None:
-        """Log `kind` now if it was not logged within `LOG_INTERVAL_SECONDS` (called under the lock)."""
+        """Log `kind` now if it was not logged within `LOG_INTERVAL_SECONDS` (outside the lock: handlers do I/O)."""
         now = self._clock()
         last = self._logged_at.get(kind)
         if last is None or not 0 <= now - last < LOG_INTERVAL_SECONDS:

@@ -143,6 +143,29 @@ def test_withdrawals_that_outlived_every_cookie_they_could_stop_go_first(monkeyp
     assert len(known.times) <= 10
 
 
+def test_a_full_memory_of_recent_withdrawals_is_not_swept_on_every_withdrawal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(module, "MAX_WITHDRAWN", 64)
+
+    class Counted(dict[str, int]):
+        scans = 0
+
+        def items(self):  # type: ignore[no-untyped-def]
+            Counted.scans += 1
+            return super().items()
+
+    clock = SteppedClock(NOW)
+    known = Withdrawals(lifetime_seconds=180 * DAY, clock=clock)
+    known.times = Counted()
+    known.add("old", NOW - 200 * DAY)
+    for n in range(1000):
+        known.add(f"recent-{n}", NOW)
+    assert Counted.scans == 1  # the one sweep that could find something (and dropped "old")
+    assert not known.withdrawn("old", NOW - 200 * DAY) and known.withdrawn("recent-999", NOW)
+    clock.advance(181 * DAY)  # now every withdrawal held has outlived the lifetime
+    known.add("latest", int(clock()))
+    assert Counted.scans == 2 and list(known.times) == ["latest"]
+
+
 def test_a_withdrawn_id_forgotten_for_room_is_looked_up_before_its_cookie_counts_for_good(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
