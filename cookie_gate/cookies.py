@@ -169,10 +169,11 @@ def expiries(names: Iterable[str], domains: tuple[str, ...], secure: bool) -> li
     """`Set-Cookie` values expiring the first of `names` a response can carry.
 
     At most `MAX_EXPIRED_PER_RESPONSE` cookies, each under every one of `domains`, and
-    no more than `MAX_EXPIRY_BYTES` of them once the first is in; the rest go on the
-    next responses, since refused cookies are expired for as long as they come back.
-    A name longer than a browser stores (`MAX_COOKIE_NAME`) was never a cookie and is
-    passed over.
+    no more than `MAX_EXPIRY_BYTES` of them; the rest go on the next responses, since
+    refused cookies are expired for as long as they come back. A name longer than a
+    browser stores (`MAX_COOKIE_NAME`), or whose deletions alone exceed the byte bound,
+    is passed over: the app still never sees it, but no response could carry its
+    deletions without the bloat the bound exists to prevent.
     """
     headers: list[bytes] = []
     size = count = 0
@@ -181,7 +182,9 @@ def expiries(names: Iterable[str], domains: tuple[str, ...], secure: bool) -> li
             continue
         values = expiring_set_cookies(name, domains, secure)
         cost = sum(map(len, values))
-        if count == MAX_EXPIRED_PER_RESPONSE or (headers and size + cost > MAX_EXPIRY_BYTES):
+        if cost > MAX_EXPIRY_BYTES:
+            continue
+        if count == MAX_EXPIRED_PER_RESPONSE or size + cost > MAX_EXPIRY_BYTES:
             break
         headers.extend(values)
         size += cost

@@ -31,7 +31,6 @@ from cookie_gate.hosts import request_host
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
-from cookie_gate.withdrawals import Withdrawals
 
 logger = logging.getLogger("cookie_gate.consent")
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
@@ -64,7 +63,6 @@ class Endpoints:
         variants: DomainVariants,
         store: SQLStore,
         clock: Clock,
-        withdrawals: Withdrawals | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
@@ -75,7 +73,8 @@ class Endpoints:
         self._optional = frozenset(config.optional_categories)
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
         self.store = store
-        self._withdrawals = Withdrawals() if withdrawals is None else withdrawals
+        # The resolver's own: what a withdrawal here teaches must change what a request's cookie means.
+        self._withdrawals = visits.withdrawals
         name = config.cookie_name.lower()
         #: Browsers take a `__Host-` or `__Secure-` cookie only with Secure, so only over https.
         self._needs_https = name.startswith(("__host-", "__secure-"))
@@ -185,8 +184,8 @@ class Endpoints:
     # -- deciding --------------------------------------------------------------------------
 
     async def _decide(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._check_same_origin(scope)
         content_type = (header(scope, b"content-type") or b"").partition(b";")[0].strip().lower()
+        self._check_same_origin(scope, form=content_type == b"application/x-www-form-urlencoded")
         if content_type == b"application/json":
             is_form = False
             accepted, action, next_path, remember = self._parse_json(await self._body(scope, receive))
@@ -308,12 +307,15 @@ class Endpoints:
 
     # -- input -----------------------------------------------------------------------------
 
-    def _check_same_origin(self, scope: Scope) -> None:
+    def _check_same_origin(self, scope: Scope, form: bool = False) -> None:
         """Refuse writes a third-party page could trigger (CSRF): decisions are the visitor's.
 
         Origin decides when present, then Sec-Fetch-Site; a browser too old for both
-        still sends a Referer, whose origin must then be the site's own. A client that
-        sends none of them is not a browser a page could drive, and is let through.
+        still sends a Referer, whose origin must then be the site's own. A page can
+        suppress the Referer (`<meta name="referrer" content="no-referrer">`), so a form
+        post, the one write another site can send without a CORS preflight, must carry
+        one of the three. JSON and DELETE need a preflight cross-site, so a request of
+        theirs with none of them comes from a client no page drives, and is let through.
         """
         origin = header(scope, b"origin")
         host = (header(scope, b"host") or b"").decode("latin-1").strip().lower()
@@ -333,6 +335,12 @@ class Endpoints:
             source = _origin_of(referer)
             if source != own and source not in self._allowed_origins:
                 raise BadRequest(403, "cross-site request refused (Referer); nothing was changed")
+        elif form:
+            raise BadRequest(
+                403,
+                "form post without Origin, Sec-Fetch-Site or Referer refused: another site could send it;"
+                " nothing was changed",
+            )
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self._config.max_body_bytes

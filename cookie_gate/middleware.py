@@ -103,11 +103,11 @@ class CookieGateMiddleware:
             self.store = open_store(settings.store)
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
-        self.withdrawals = Withdrawals(self.store.withdrawals)
-        self.visits = VisitResolver(settings, codec, self.classifier, variants, self.withdrawals)
-        self.endpoints = Endpoints(
-            settings, codec, self.classifier, self.visits, variants, self.store, clock, self.withdrawals
+        self.withdrawals = Withdrawals(
+            self.store.withdrawals, lifetime_seconds=settings.consent_lifetime_seconds, clock=clock
         )
+        self.visits = VisitResolver(settings, codec, self.classifier, variants, self.withdrawals)
+        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store, clock)
         self.statistics = (
             Statistics(settings, self.store, self.classifier.new_names, clock=clock) if settings.statistics else None
         )

@@ -5,8 +5,12 @@ analysis (split, verify the consent cookie, classify every name, rebuild the hea
 is cached per header value. Only the consent's expiry depends on the clock, and only
 a withdrawal learnt since (`withdrawals.py`) can change what a header meant; both are
 checked on every hit, so neither an expired nor a withdrawn decision is served from
-the cache. Clients choose the headers, so the cache is bounded in bytes
-(`VISIT_CACHE_BYTES`), not in entries, and the analysis is linear in the header's length.
+the cache. What the header means then is analysed once more and kept in a small second
+cache: expired stays expired and withdrawn stays withdrawn, so a visitor replaying such
+a cookie does not cost a full analysis on every request. Both caches are dropped when a
+cookie's category changes and when the memory of withdrawals forgets ids it held.
+Clients choose the headers, so the cache is bounded in bytes (`VISIT_CACHE_BYTES`), not
+in entries, and the analysis is linear in the header's length.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ MAX_CACHED_HEADER = 8192
 VISIT_CACHE_BYTES = 16 * 2**20
 #: The refused cookies' expiring `Set-Cookie` headers, per (names, host, scheme), at most this many bytes.
 EXPIRY_CACHE_BYTES = 4 * 2**20
+#: Headers whose cached meaning went stale (expired or withdrawn), analysed again and kept.
+MAX_REVISED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +73,10 @@ class VisitResolver:
         withdrawals: Withdrawals | None = None,
     ):
         self._codec = codec
-        self._withdrawals = Withdrawals() if withdrawals is None else withdrawals
+        #: The one memory of withdrawals the gateway has; the endpoints add to it through here.
+        self.withdrawals = (
+            Withdrawals(lifetime_seconds=config.consent_lifetime_seconds) if withdrawals is None else withdrawals
+        )
         self._classifier = classifier
         self._variants = variants
         self._cookie_name = config.cookie_name
@@ -91,8 +100,11 @@ class VisitResolver:
             max_bytes=EXPIRY_CACHE_BYTES,
             max_entry_bytes=EXPIRY_CACHE_BYTES // 16,
         )
+        self._revised: dict[tuple[bytes, bool], Visit] = {}
         # A judgment of an undeclared name can change its category (unknown_cookies = "suspect").
-        classifier.on_change.append(self._cached.clear)
+        classifier.on_change.append(self.forget)
+        # Ids the withdrawals forgot (or could not look up) must be met again by `_resolve`.
+        self.withdrawals.on_forget.append(self.forget)
 
     def resolve(self, cookie_header: bytes | None, gpc: bool, now: float) -> Visit:
         if cookie_header is None:
@@ -101,14 +113,45 @@ class VisitResolver:
             visit = self._resolve(cookie_header, gpc)
         else:
             visit = self._cached[cookie_header, gpc]
+        # `_stale` inline, and `Withdrawals.withdrawn` in it: this runs on every request with a cookie.
         if visit.valid_until is not None and now >= visit.valid_until:
-            return self._resolve(cookie_header, gpc, now)
-        withdrawn = self._withdrawals.times
+            return self._revise(cookie_header, gpc, now)
+        withdrawn = self.withdrawals.times
         if withdrawn and visit.signed:
             for consent_id, decided_at in visit.signed:
                 at = withdrawn.get(consent_id)
                 if at is not None and at >= decided_at:
-                    return self._resolve(cookie_header, gpc, now)
+                    return self._revise(cookie_header, gpc, now)
+        return visit
+
+    def forget(self) -> None:
+        """Drop every cached analysis (called from any thread)."""
+        self._cached.clear()
+        self._revised = {}  # rebound, not cleared: `_revise` may be using the old one
+
+    def _stale(self, visit: Visit, now: float) -> bool:
+        """Whether the decision a cached visit holds expired or was withdrawn since."""
+        if visit.valid_until is not None and now >= visit.valid_until:
+            return True
+        withdrawn = self.withdrawals.times
+        if withdrawn and visit.signed:
+            for consent_id, decided_at in visit.signed:
+                at = withdrawn.get(consent_id)
+                if at is not None and at >= decided_at:
+                    return True
+        return False
+
+    def _revise(self, cookie_header: bytes, gpc: bool, now: float) -> Visit:
+        """What a header whose cached meaning went stale means now, analysed once and kept."""
+        revised = self._revised
+        key = (cookie_header, gpc)
+        visit = revised.get(key)
+        if visit is None or self._stale(visit, now):
+            visit = self._resolve(cookie_header, gpc, now)
+            if len(cookie_header) <= MAX_CACHED_HEADER:
+                if len(revised) >= MAX_REVISED:
+                    revised.pop(next(iter(revised)), None)
+                revised[key] = visit
         return visit
 
     def undecided(self, gpc: bool) -> Consent:
@@ -123,7 +166,7 @@ class VisitResolver:
         with no more than the valid ones allow: whatever conflicts allows less.
         """
         segments = cookie_segments(cookie_header)
-        withdrawals = self._withdrawals
+        withdrawals = self.withdrawals
         valid: list[Decision] = []
         values: set[str] = set()
         invalid = False

@@ -438,15 +438,24 @@ def test_expiries_stop_at_the_cookie_limit() -> None:
     assert len(headers) == MAX_EXPIRED_PER_RESPONSE * len(DOMAINS)
 
 
-def test_expiries_stop_at_the_byte_limit_but_always_expire_the_first_cookie() -> None:
+def test_expiries_stop_at_the_byte_limit() -> None:
     long_domains = ("", "a" * 60 + ".example.com", "b" * 60 + ".example.com", "example.com")
     names = ["x" * 1000 + str(n) for n in range(10)]
     headers = expiries(names, long_domains, secure=True)
     one_cookie = sum(map(len, expiring_set_cookies(names[0], long_domains, secure=True)))
     assert sum(map(len, headers)) <= MAX_EXPIRY_BYTES
     assert len(headers) == len(long_domains) * (MAX_EXPIRY_BYTES // one_cookie)
-    huge = ["y" * 3000]
-    assert len(expiries(huge, long_domains, secure=True)) == len(long_domains)
+
+
+@pytest.mark.parametrize("length", [2100, 3000, MAX_COOKIE_NAME])
+def test_a_name_whose_deletions_alone_exceed_the_byte_bound_is_passed_over(length: int) -> None:
+    long_domains = ("", "a" * 60 + ".example.com", "b" * 60 + ".example.com", "example.com")
+    huge = "y" * length
+    assert sum(map(len, expiring_set_cookies(huge, long_domains, secure=True))) > MAX_EXPIRY_BYTES
+    assert expiries([huge], long_domains, secure=True) == []
+    headers = expiries([huge, "_ga", huge + "2", "_gid"], long_domains, secure=True)
+    assert [set_cookie_name(h) for h in headers[:: len(long_domains)]] == ["_ga", "_gid"]
+    assert sum(map(len, headers)) <= MAX_EXPIRY_BYTES
 
 
 def test_expiries_pass_over_names_no_browser_could_store() -> None:

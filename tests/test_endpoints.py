@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from cookie_gate.cookies import MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES
+from cookie_gate.asgi import Receive, Scope, Send
+from cookie_gate.cookies import MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES, DomainVariants
+from cookie_gate.endpoints import Endpoints
 from tests.clocks import suite_clock
 from tests.conftest import (
     HOST,
@@ -26,7 +28,9 @@ from tests.conftest import (
 pytestmark = pytest.mark.anyio
 Clients = Callable[..., httpx.AsyncClient]
 CONSENT = "/_cookie_gate/consent"
-FORM = {"content-type": "application/x-www-form-urlencoded"}
+#: What a browser sends with the banner's own form (the tests of the checks leave the origin out).
+ORIGIN = {"origin": f"http://{HOST}"}
+FORM = {"content-type": "application/x-www-form-urlencoded", **ORIGIN}
 
 
 async def home(request: Request) -> Response:
@@ -191,6 +195,31 @@ async def test_same_origin_and_configured_origins_are_allowed(gate: GateFactory,
         assert response.status_code == 200, headers
 
 
+@pytest.mark.parametrize("body", ["action=accept_all&next=%2F", "action=withdraw&next=%2F"])
+async def test_a_form_post_that_hides_where_it_comes_from_is_refused(
+    gate: GateFactory, client_for: Clients, body: str
+) -> None:
+    """A cross-site page with `<meta name="referrer" content="no-referrer">`, on a browser without Origin on forms."""
+    client = client_for(gate(ROUTES))
+    cookie = kept_cookie(await client.post(CONSENT, json={"accept": []}))
+    response = await client.post(
+        CONSENT, content=body, headers={"content-type": "application/x-www-form-urlencoded", "cookie": cookie}
+    )
+    assert response.status_code == 403
+    assert "refused" in response.json()["error"] and "Referer" in response.json()["error"]
+    assert set_cookies(response) == []
+    history = (await record(client, cookie))["history"]
+    assert isinstance(history, list) and [h["action"] for h in history] == ["reject_all"]
+
+
+async def test_clients_no_page_can_drive_need_no_origin(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    decided = await client.post(CONSENT, json={"accept": "all"})  # JSON needs a CORS preflight cross-site
+    assert decided.status_code == 200
+    withdrawn = await client.delete(CONSENT, headers={"cookie": kept_cookie(decided)})  # so does DELETE
+    assert withdrawn.status_code == 200 and withdrawn.json()["decided"] is False
+
+
 # -- malformed input ------------------------------------------------------------------------------
 
 
@@ -217,7 +246,7 @@ async def test_malformed_decisions_get_a_reason_and_change_nothing(
     gate: GateFactory, client_for: Clients, content: bytes, content_type: str, status: int, reason: str
 ) -> None:
     client = client_for(gate(ROUTES))
-    response = await client.post(CONSENT, content=content, headers={"content-type": content_type})
+    response = await client.post(CONSENT, content=content, headers={"content-type": content_type, **ORIGIN})
     assert response.status_code == status
     assert reason in response.json()["error"]
     assert set_cookies(response) == []
@@ -318,7 +347,7 @@ async def test_ask_me_every_visit_keeps_the_choice_for_the_browser_session_only(
     gate: GateFactory, client_for: Clients, request_body: bytes, content_type: str
 ) -> None:
     response = await client_for(gate(ROUTES)).post(
-        CONSENT, content=request_body, headers={"content-type": content_type}
+        CONSENT, content=request_body, headers={"content-type": content_type, **ORIGIN}
     )
     assert response.status_code in (200, 303)
     attributes = cookie_attributes(response)
@@ -337,7 +366,7 @@ async def test_a_bad_remember_value_is_refused(
     gate: GateFactory, client_for: Clients, request_body: bytes, content_type: str
 ) -> None:
     response = await client_for(gate(ROUTES)).post(
-        CONSENT, content=request_body, headers={"content-type": content_type}
+        CONSENT, content=request_body, headers={"content-type": content_type, **ORIGIN}
     )
     assert response.status_code == 400 and "remember" in response.json()["error"]
 
@@ -382,7 +411,8 @@ async def test_a_same_origin_referer_is_allowed(
     gate: GateFactory, client_for: Clients, headers: dict[str, str]
 ) -> None:
     client = client_for(gate(ROUTES, allowed_origins=["https://shop.example.co.kr"]))
-    response = await client.post(CONSENT, content="action=reject_all&next=%2F", headers={**FORM, **headers})
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    response = await client.post(CONSENT, content="action=reject_all&next=%2F", headers={**form, **headers})
     assert response.status_code == 303
 
 
@@ -535,3 +565,28 @@ async def test_a_host_prefixed_consent_cookie_over_plain_http_is_still_secure_an
         assert set_cookies(response)[0].endswith("; Secure")
     warnings = [r for r in caplog.records if "is sent with Secure" in r.getMessage()]
     assert len(warnings) == 1
+
+
+async def test_the_endpoints_teach_withdrawals_to_the_resolver_they_were_given(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    """Endpoints built without a `Withdrawals` of their own cannot keep a withdrawal from the pages."""
+    parts = gate(ROUTES)
+    endpoints = Endpoints(
+        parts.config,
+        parts.visits._codec,
+        parts.classifier,
+        parts.visits,
+        DomainVariants(lambda host: None),
+        parts.store,
+        suite_clock,
+    )
+
+    async def consent_only(scope: Scope, receive: Receive, send: Send) -> None:
+        await endpoints(scope, receive, send, "/consent")
+
+    client = client_for(consent_only)
+    cookie = kept_cookie(await client.post(CONSENT, json={"accept": "all"}))
+    assert parts.visits.resolve(cookie.encode(), False, suite_clock()).consent.decided
+    assert (await client.delete(CONSENT, headers={"cookie": cookie})).status_code == 200
+    assert not parts.visits.resolve(cookie.encode(), False, suite_clock()).consent.decided

@@ -450,6 +450,15 @@ def response_set_cookies(messages: list[Message]) -> list[bytes]:
     return [v for n, v in messages[0]["headers"] if n.lower() == b"set-cookie"]
 
 
+async def test_one_over_long_refused_name_cannot_bloat_the_response(gate: GateFactory) -> None:
+    huge = "_ga_" + "x" * 3000
+    messages = await run_asgi(gate(ROUTES), with_host(HOST.encode(), f"{huge}=1; _gid=1"))
+    headers = response_set_cookies(messages)
+    assert sum(map(len, headers)) <= MAX_EXPIRY_BYTES
+    assert [value.partition(b"=")[0] for value in headers] == [b"_gid"] * len(headers)
+    assert b"x" * 3000 not in messages[-1]["body"]  # the app still never saw it
+
+
 @pytest.mark.parametrize("host", [b"a." * 1000 + b"com", b"a." * 3000 + b"com"], ids=["2 KB", "6 KB"])
 async def test_a_huge_host_header_gets_one_host_only_deletion_per_cookie(gate: GateFactory, host: bytes) -> None:
     headers = response_set_cookies(await run_asgi(gate(ROUTES), with_host(host, TRACKERS)))
