@@ -30,12 +30,14 @@ from cookie_gate.cookies import DomainVariants, is_deletion, request_host, set_c
 from cookie_gate.endpoints import Endpoints
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
 from cookie_gate.stats.recorder import Statistics
-from cookie_gate.store import StoreError, open_store
+from cookie_gate.store import StoreError, open_store, start_store_check
 from cookie_gate.visit import Visit, VisitResolver
 
 #: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
 _cached_host = functools.lru_cache(maxsize=256)(request_host)
+#: Share of `shutdown_timeout` one store connect or statement may take, so a flush fits in it.
+STORE_TIMEOUT_SHARE = 0.4
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
 # Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
@@ -89,12 +91,15 @@ class CookieGateMiddleware:
         self.visits = VisitResolver(settings, codec, self.classifier, variants)
         self.banner = BannerRenderer(settings)
         try:
-            self.store = open_store(settings.store)
+            self.store = open_store(settings.store, timeout=settings.shutdown_timeout * STORE_TIMEOUT_SHARE)
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
-        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store, clock)
         self.statistics = (
             Statistics(settings, self.store, self.classifier.new_names, clock=clock) if settings.statistics else None
+        )
+        writer_health = self.statistics.writer.health if self.statistics is not None else None
+        self.endpoints = Endpoints(
+            settings, codec, self.classifier, self.visits, variants, self.store, clock, writer_health=writer_health
         )
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
@@ -122,20 +127,26 @@ class CookieGateMiddleware:
             await self.app(scope, receive, send)
 
     def _lifespan_responder(self, send: Send) -> Send:
-        """Start the statistics writer early; on shutdown flush every queued event, then release the store.
+        """Start the statistics writer early (its first round checks the store); on shutdown
+        flush every queued event within `shutdown_timeout`, then release the store.
 
-        Lifespan may never come (mounted sub-apps, some servers): the writer also starts
-        by itself on the first page view.
+        Lifespan may never come (mounted sub-apps, Django, some servers): the writer also
+        starts by itself on the first page view, and is stopped at interpreter exit.
         """
 
         async def send_wrapper(message: Message) -> None:
             kind = message["type"]
-            if kind == "lifespan.startup.complete" and self.statistics is not None:
-                self.statistics.writer.start()
-            elif kind == "lifespan.shutdown.complete":
+            if kind == "lifespan.startup.complete":
                 if self.statistics is not None:
-                    await anyio.to_thread.run_sync(self.statistics.writer.stop)
-                self.store.close()
+                    self.statistics.writer.start()
+                else:
+                    start_store_check(self.store)
+            elif kind == "lifespan.shutdown.complete":
+                grace = self.config.shutdown_timeout
+                if self.statistics is not None:
+                    await anyio.to_thread.run_sync(self.statistics.writer.stop, abandon_on_cancel=True)
+                # A writer stuck in a hung store holds its lock: never wait past the grace period for it.
+                await anyio.to_thread.run_sync(self.store.close, grace * STORE_TIMEOUT_SHARE, abandon_on_cancel=True)
             await send(message)
 
         return send_wrapper
