@@ -9,9 +9,14 @@ dropped once the batch is aggregated: the batch holds families, buckets and keys
 When the store is down the batch is held and retried. It is bounded: past
 `max_pending` counters the most detailed kinds are shed first (paths, referrers,
 hashed visitor keys, then dimensions) and counted as such; the hourly totals are
-never shed. What a stop cannot write is logged once, with its counts. Every live
-writer is also stopped at interpreter exit, so a server whose app never sent
-lifespan still writes what it answered.
+never shed. What a stop cannot write is logged once, with its counts.
+
+Lifespan may never come (Django, some servers), so every live writer is also stopped
+at interpreter exit, and on SIGTERM: uvicorn handles SIGTERM, shuts down gracefully,
+then restores the default handler and raises the signal again, which kills the
+process before `atexit` runs. So the writer chains a SIGTERM handler of its own
+in front of the server's: it writes what is queued, and page views answered during
+the graceful shutdown that follows are written as they are recorded.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ import collections
 import hmac
 import logging
 import os
+import signal
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from cookie_gate.clock import Clock
@@ -70,6 +78,8 @@ class WriterHealth:
 
 
 _LIVE: weakref.WeakSet[StatsWriter] = weakref.WeakSet()
+#: The SIGTERM handler that was there before ours (the server's, or the default), once ours is in.
+_previous_sigterm: list[Any] = []
 
 
 class StatsWriter:
@@ -113,6 +123,9 @@ class StatsWriter:
         self.shed_total = dict.fromkeys(SHED_ORDER, 0)
         self.last_flush: float | None = None
         self.last_error: str | None = None
+        #: Set by SIGTERM: page views are then written as they are recorded, until this monotonic deadline.
+        self._terminating_until: float | None = None
+        self._lost_in_shutdown = False
         os.register_at_fork(after_in_child=self._forget_parent)
         _LIVE.add(self)
 
@@ -137,6 +150,8 @@ class StatsWriter:
             self.dropped_total += 1
         if self._thread is None:
             self.start()
+        if self._terminating_until is not None:
+            self._write_through()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -146,6 +161,26 @@ class StatsWriter:
                 self._stopping = False
                 self._thread = threading.Thread(target=self._run, name="cookie-gate-stats", daemon=True)
                 self._thread.start()
+        _watch_for_sigterm()
+
+    def terminate(self) -> None:
+        """The process is being stopped (SIGTERM): write what is queued now, and from now on
+        write each page view as it is recorded, within `shutdown_timeout` in all."""
+        self._terminating_until = time.monotonic() + self._shutdown_timeout
+        self._write_through()
+
+    def _write_through(self) -> None:
+        assert self._terminating_until is not None
+        if self._lost_in_shutdown:
+            self._queue.clear()
+            self.dropped_total += 1
+            return
+        left = self._terminating_until - time.monotonic()
+        if left > 0 and self.flush(left):
+            return
+        self._lost_in_shutdown = True
+        if not self._report_loss():
+            logger.error("cookie_gate statistics: page views answered from now until exit are not recorded")
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything queued so far; True once it is in the store."""
@@ -363,6 +398,32 @@ class StatsWriter:
             if len(self._salts) > 2:
                 self._salts.pop(min(self._salts))
         return salt
+
+
+def _watch_for_sigterm() -> None:
+    """Put `_on_sigterm` in front of whatever handles SIGTERM now (once, from the main thread only)."""
+    if _previous_sigterm or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_IGN:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        return
+    _previous_sigterm.append(previous)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    for writer in list(_LIVE):
+        if writer._thread is not None or writer._queue or writer._pending:
+            writer.terminate()
+    previous = _previous_sigterm[0] if _previous_sigterm else signal.SIG_DFL
+    if callable(previous):
+        previous(signum, frame)
+    else:  # the default: die of SIGTERM, as the process would have without us
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
 
 
 @atexit.register
