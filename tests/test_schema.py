@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 
 from cookie_gate.cli import main
-from cookie_gate.store import open_store
-from cookie_gate.store import postgres as postgres_backend
-from cookie_gate.store import sql
-from cookie_gate.store import sqlite as sqlite_backend
+from cookie_gate.store import open_store, postgres as postgres_backend, sql, sqlite as sqlite_backend
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from tests.conftest import SECRET, Postgres
 
