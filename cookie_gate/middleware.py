@@ -142,11 +142,14 @@ class CookieGateMiddleware:
                 else:
                     start_store_check(self.store)
             elif kind == "lifespan.shutdown.complete":
-                grace = self.config.shutdown_timeout
+                # One deadline for the flush and the close (counted from SIGTERM when it came first):
+                # a writer stuck in a hung store holds the store's lock, and is never waited for past it.
+                deadline = time.monotonic() + self.config.shutdown_timeout
                 if self.statistics is not None:
-                    await anyio.to_thread.run_sync(self.statistics.writer.stop, abandon_on_cancel=True)
-                # A writer stuck in a hung store holds its lock: never wait past the grace period for it.
-                await anyio.to_thread.run_sync(self.store.close, grace * STORE_TIMEOUT_SHARE, abandon_on_cancel=True)
+                    writer = self.statistics.writer
+                    deadline = min(deadline, writer.shutdown_deadline or deadline)
+                    await anyio.to_thread.run_sync(writer.stop, max(deadline - time.monotonic(), 0.0))
+                await anyio.to_thread.run_sync(self.store.close, max(deadline - time.monotonic(), 0.0))
             await send(message)
 
         return send_wrapper

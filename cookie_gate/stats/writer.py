@@ -163,6 +163,11 @@ class StatsWriter:
                 self._thread.start()
         _watch_for_sigterm()
 
+    @property
+    def shutdown_deadline(self) -> float | None:
+        """The monotonic time by which a SIGTERM'd process must be done writing, once SIGTERM came."""
+        return self._terminating_until
+
     def terminate(self) -> None:
         """The process is being stopped (SIGTERM): write what is queued now, and from now on
         write each page view as it is recorded, within `shutdown_timeout` in all."""
@@ -199,6 +204,8 @@ class StatsWriter:
         in all (`shutdown_timeout` by default), even when the store hangs. True when everything
         reached the store; otherwise one ERROR line says what was not written."""
         deadline = time.monotonic() + (self._shutdown_timeout if timeout is None else timeout)
+        if self._terminating_until is not None:  # SIGTERM started the clock already
+            deadline = min(deadline, self._terminating_until)
         thread = self._thread
         if thread is None:
             try:
