@@ -77,7 +77,10 @@ def create_app() -> ASGIApp:
         _page_app, secret_key=SECRET, store=os.environ[STORE_ENV], stats_flush_seconds=0.5, inject_banner=False
     )
     if gate.statistics is not None and os.environ.get(BOUND_ENV):
-        gate.statistics.writer._max_pending = int(os.environ[BOUND_ENV])  # a smaller bound, to reach it quickly
+        # A smaller bound, to reach it quickly (the module constant too, so older releases can be compared).
+        from cookie_gate.stats import writer
+
+        writer.MAX_PENDING = gate.statistics.writer._max_pending = int(os.environ[BOUND_ENV])
     return gate
 
 

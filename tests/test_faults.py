@@ -8,12 +8,16 @@ interface, to refuse a known number of flushes.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -429,11 +433,8 @@ def test_check_config_opens_the_store_and_names_the_problem(
     if kind == "missing directory":
         url, expected = f"sqlite:///{tmp_path / 'missing' / 'gate.sqlite3'}", "unable to open database file"
     elif kind == "read-only directory":
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only directories")
-        directory = tmp_path / "read-only"
-        directory.mkdir(mode=0o555)
-        url, expected = f"sqlite:///{directory / 'gate.sqlite3'}", "unable to open database file"
+        check_read_only_directory_as_a_user_it_binds()
+        return
     elif kind == "refused port":
         pytest.importorskip("psycopg")
         url, expected = f"postgresql://gate:hunter2@127.0.0.1:{refused_port}/gate", "connection refused"
@@ -444,6 +445,53 @@ def test_check_config_opens_the_store_and_names_the_problem(
     captured = capsys.readouterr()
     assert expected in captured.err
     assert "hunter2" not in captured.out + captured.err
+
+
+def check_read_only_directory_as_a_user_it_binds() -> None:
+    """`check-config` on a SQLite file in a read-only directory, as a user the permissions bind:
+    root writes anywhere, so as root a forked child drops to `nobody` first."""
+    parent = Path(tempfile.mkdtemp(prefix="cookie-gate-read-only-"))
+    directory = parent / "read-only"
+    try:
+        parent.chmod(0o755)
+        directory.mkdir()
+        directory.chmod(0o555)
+        store = f"sqlite:///{directory / 'gate.sqlite3'}"
+        code, errors = in_child_as_nobody(lambda: main(["--store", store, "check-config"]))
+        assert code == 1, errors
+        assert "unable to open database file" in errors
+    finally:
+        directory.chmod(0o755)
+        shutil.rmtree(parent)
+
+
+def in_child_as_nobody(run: Callable[[], int]) -> tuple[int, str]:
+    """Run `run` in a forked child (as `nobody` when we are root); its exit code and stderr."""
+    os.environ["COOKIE_GATE_SECRET_KEY"] = SECRET  # inherited by the child; the caller's monkeypatch undoes it
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        code = 99
+        try:
+            if os.geteuid() == 0:
+                nobody = pwd.getpwnam("nobody")
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+            sys.stderr = io.StringIO()
+            code = run()
+            os.write(writer, sys.stderr.getvalue().encode())
+        except BaseException as error:
+            os.write(writer, repr(error).encode())
+        finally:
+            os._exit(code)
+    os.close(writer)
+    chunks = []
+    while chunk := os.read(reader, 65536):
+        chunks.append(chunk)
+    os.close(reader)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode()
 
 
 # -- the health endpoint ------------------------------------------------------------------------
