@@ -199,6 +199,25 @@ def test_a_final_flush_that_fails_logs_one_error_with_what_it_loses(
     assert lost.health().dropped == 5
 
 
+def test_after_sigterm_page_views_are_written_as_they_come_and_a_failure_is_logged_once(
+    sqlite_store: SQLiteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    through = writer(sqlite_store)
+    through.record(view("/before"))
+    through.terminate()  # what the SIGTERM handler does
+    through.record(view("/during-the-graceful-shutdown"))
+    assert through.health().queued == 0 and through.health().held_counters == 0  # written at once
+    assert report(sqlite_store)["pageviews"] == 2
+    broken = writer(SQLiteStore(tmp_path / "missing" / "stats.sqlite3"), shutdown_timeout=2.0)
+    broken.record(view())
+    with caplog.at_level(logging.ERROR, "cookie_gate.stats"):
+        broken.terminate()
+        for _ in range(3):
+            broken.record(view())
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+    assert broken.health().dropped == 4  # every one counted, though only the first line says so
+
+
 # -- 3. bounded shutdown -------------------------------------------------------------------------
 
 

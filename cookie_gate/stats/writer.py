@@ -78,6 +78,7 @@ class WriterHealth:
 
 
 _LIVE: weakref.WeakSet[StatsWriter] = weakref.WeakSet()
+_NOT_RECORDED_UNTIL_EXIT = "; page views answered from now until exit are counted as dropped, not written"
 #: The SIGTERM handler that was there before ours (the server's, or the default), once ours is in.
 _previous_sigterm: list[Any] = []
 
@@ -176,16 +177,16 @@ class StatsWriter:
 
     def _write_through(self) -> None:
         assert self._terminating_until is not None
-        if self._lost_in_shutdown:
+        if self._lost_in_shutdown:  # the store failed the shutdown already, and said so once
+            self.dropped_total += len(self._queue)
             self._queue.clear()
-            self.dropped_total += 1
             return
         left = self._terminating_until - time.monotonic()
         if left > 0 and self.flush(left):
             return
         self._lost_in_shutdown = True
-        if not self._report_loss():
-            logger.error("cookie_gate statistics: page views answered from now until exit are not recorded")
+        if self._report_loss(_NOT_RECORDED_UNTIL_EXIT):  # nothing was held: the one line still has to be said
+            logger.error("cookie_gate statistics: the store did not answer at shutdown%s", _NOT_RECORDED_UNTIL_EXIT)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything queued so far; True once it is in the store."""
@@ -220,9 +221,10 @@ class StatsWriter:
             self._thread = None
         return self._report_loss()
 
-    def _report_loss(self) -> bool:
-        """Count and log, once, what a stop leaves unwritten. A writer thread still stuck in a
-        hung store may hold the batch, so this reads a snapshot and leaves the batch alone."""
+    def _report_loss(self, more: str = "") -> bool:
+        """Count and log, once, what a stop leaves unwritten, and let go of it so no later stop
+        counts it again. (A writer thread stuck in a hung store that answers after all may still
+        land that batch: counted as lost and written, the price of never waiting on a hung store.)"""
         queued = len(self._queue)
         pending = self._pending
         if not queued and not pending:
@@ -233,11 +235,12 @@ class StatsWriter:
         self.dropped_total += views
         logger.error(
             "cookie_gate statistics lost at shutdown, the store did not take them (%s): "
-            "%d page views (%d still queued), %d counters",
+            "%d page views (%d still queued), %d counters%s",
             self.last_error or "timed out",
             views,
             queued,
             pending.size,
+            more,
         )
         return False
 
