@@ -89,7 +89,8 @@ def create_app() -> ASGIApp:
 
 class FaultProxy:
     """A loopback TCP proxy to a real server: `up` forwards, `refuse` closes the port, `hang` accepts
-    and never answers."""
+    and never answers, `freeze` keeps every open connection but stops forwarding on them (a server
+    that still acknowledges packets and never replies)."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -108,9 +109,14 @@ class FaultProxy:
         return listener
 
     def set(self, mode: str) -> None:
+        if mode == "freeze" or self.mode == "freeze":
+            self.mode = mode
+            return
         with self._lock:
             previous, self.mode = self.mode, mode
             for connection in self._open:
+                with suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)  # close() alone leaves a socket a pump still reads
                 with suppress(OSError):
                     connection.close()
             self._open.clear()
@@ -121,6 +127,9 @@ class FaultProxy:
             elif previous == "refuse":
                 self._listener = self._listen(self.port)
                 threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.set("refuse")
 
     def _accept(self) -> None:
         listener = self._listener
@@ -142,10 +151,11 @@ class FaultProxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with suppress(OSError):
             while data := source.recv(65536):
+                while self.mode == "freeze":
+                    time.sleep(0.02)
                 sink.sendall(data)
         with suppress(OSError):
             sink.shutdown(socket.SHUT_WR)

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from bench.faults import FaultProxy, via
 from cookie_gate.cli import main
 from cookie_gate.config import ConfigError, load_config
 from cookie_gate.stats.clock import SiteClock
@@ -41,7 +42,7 @@ from cookie_gate.store import StoreError, open_store
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock
-from tests.conftest import SECRET, GateFactory
+from tests.conftest import POSTGRES_URL, SECRET, GateFactory, Postgres
 
 Clients = Callable[..., httpx.AsyncClient]
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -280,6 +281,25 @@ def test_a_postgresql_store_that_accepts_and_never_answers_times_out(hung_port: 
         store.probe()
     assert time.monotonic() - started < 2 + 3.0  # libpq's shortest connect timeout is 2 s
     store.close()
+
+
+def test_a_postgresql_server_that_stops_answering_mid_session_fails_in_bounded_time(postgres: Postgres) -> None:
+    """It still acknowledges every packet, so no TCP or server timeout fires: the watchdog must."""
+    port = int(POSTGRES_URL.rsplit(":", 1)[1].split("/")[0])
+    proxy = FaultProxy(("127.0.0.1", port))
+    store = open_store(via(postgres.url, proxy.port), timeout=1.0)
+    batch = StatsBatch(hourly={("2026-12-01T10", "pageviews"): 1})
+    store.add_stats(batch)  # connected and working
+    proxy.set("freeze")
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="unavailable"):
+        store.add_stats(batch)
+    assert time.monotonic() - started < 1.0 + 1.0 + 3.0  # statement time, the watchdog's margin, slack
+    proxy.set("up")
+    store.add_stats(batch)  # reconnects by itself
+    assert [row[2] for row in store.stats_rows("2026-12-01", "2026-12-01", 0).hourly] == [2]
+    store.close()
+    proxy.close()
 
 
 def test_a_failing_purge_backs_off_and_warns_once_a_minute(
