@@ -406,10 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432/test", help="a real PostgreSQL server")
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     parser.add_argument("--distinct", type=int, default=None, help="distinct paths during the outage")
-    parser.add_argument("--bound", type=int, default=20_000, help="counters the writer may hold (default 20,000)")
+    parser.add_argument(
+        "--bound", type=int, default=None, help="counters the writer may hold (default: half --distinct)"
+    )
     args = parser.parse_args(argv)
     distinct = args.distinct or (8_000 if args.quick else 30_000)
-    bound = min(args.bound, distinct // 2)
+    bound = args.bound or distinct // 2
     with tempfile.TemporaryDirectory(prefix="cookie-gate-faults-") as directory:
         work = Path(directory)
         scenarios: list[Callable[[], dict[str, Any]]] = [
