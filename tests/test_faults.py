@@ -585,3 +585,19 @@ def test_the_report_of_a_store_back_from_an_outage_shows_the_shed_detail(
     held.flush()
     assert main(["--store", f"sqlite:///{sqlite_store.path}", "stats", "--days", "2"], clock=lambda: NOW) == 0
     assert "detail shed while the store was down (totals kept): path" in capsys.readouterr().out
+
+
+@pytest.mark.anyio
+async def test_the_dashboard_shows_what_was_shed(
+    sqlite_store: SQLiteStore, gate: GateFactory, client_for: Clients
+) -> None:
+    refusing = RefusingStore(sqlite_store, refusals=1)
+    held = writer(refusing, max_pending=10)
+    for index in range(40):
+        held.record(view(f"/p/{index}"))
+    held.flush()
+    assert held.flush()
+    middleware = gate(ROUTES, admin_token=TOKEN, store=f"sqlite:///{sqlite_store.path}", clock=SteppedClock(NOW))
+    page = await client_for(middleware).get("/_cookie_gate/admin?days=2", headers={"authorization": f"Bearer {TOKEN}"})
+    assert page.status_code == 200
+    assert "Not counted or shed" in page.text and "path shed" in page.text
