@@ -9,6 +9,8 @@
 - **writer**: events per second the writer turns into SQLite counters, with a
   realistic mix (1,000 distinct User-Agents from uap-core, 200 paths, referrers),
   cold (every User-Agent parsed for the first time) and warm. Goal: at least 50,000/s.
+  With `--postgres URL` the same into PostgreSQL, in a private schema dropped after
+  (goal: at least 100,000/s warm).
 - **overload**: traced memory while 2,000,000 page views arrive at a writer whose
   store never answers: it must stay flat once the queue is full, the excess counted
   as dropped.
@@ -19,13 +21,17 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import secrets
 import statistics
 import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -35,7 +41,8 @@ from cookie_gate.consent import NECESSARY, Consent
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.writer import PageView, StatsWriter
-from cookie_gate.store.sql import StatsBatch
+from cookie_gate.store import open_store
+from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from cookie_gate.visit import Visit
 
@@ -123,12 +130,13 @@ def _events(count: int, seed: int = 7) -> list[PageView]:
     ]
 
 
-def bench_writer(store_dir: str, count: int = 200_000) -> dict[str, float]:
+def bench_writer(store_dir: str, count: int = 200_000, postgres: str | None = None) -> dict[str, float]:
     events = _events(count)
     results: dict[str, float] = {}
     agents = AgentClassifier()
     for label in ("cold (each User-Agent parsed once)", "warm (User-Agents cached)"):
-        store = SQLiteStore(Path(store_dir) / f"writer-{len(results)}.sqlite3")
+        sqlite_file = Path(store_dir) / f"writer-{len(results)}.sqlite3"
+        store: SQLStore = SQLiteStore(sqlite_file) if postgres is None else open_store(postgres)
         writer = StatsWriter(
             store, SiteClock("Asia/Seoul"), capacity=count, interval=60, daily_hash=False, agents=agents
         )
@@ -167,9 +175,25 @@ def bench_overload(store_dir: str, total: int = 2_000_000, capacity: int = 50_00
     return samples
 
 
+@contextmanager
+def _private_schema(url: str) -> Iterator[str]:
+    """A fresh schema on the PostgreSQL server at `url`, dropped afterwards; yields a URL into it."""
+    import psycopg
+
+    schema = f"cookie_gate_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            separator = "&" if "?" in url else "?"
+            yield f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    parser.add_argument("--postgres", metavar="URL", help="also measure the writer into this PostgreSQL server")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cookie-gate-bench-stats-") as store_dir:
         record = bench_record(store_dir, n=20_000 if args.quick else 100_000)
@@ -180,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         print("writer: page views aggregated into SQLite, 1,000 distinct User-Agents (goal: at least 50,000/s)")
         for label, rate in writer.items():
             print(f"  {label:<48} {rate:9,.0f}")
+        if args.postgres:
+            with _private_schema(args.postgres) as url:
+                into_postgres = bench_writer(store_dir, count=20_000 if args.quick else 200_000, postgres=url)
+            print("writer: the same into PostgreSQL (goal: at least 100,000/s)")
+            for label, rate in into_postgres.items():
+                print(f"  {label:<48} {rate:9,.0f}")
         print("overload: traced memory while the store never answers (queue capacity 50,000)")
         for recorded, megabytes, dropped in bench_overload(store_dir, total=400_000 if args.quick else 2_000_000):
             print(f"  after {recorded:>9,} page views: {megabytes:6.1f} MB traced, {dropped:>9,} dropped")

@@ -4,6 +4,8 @@ Without `admin_token` there is no dashboard at all (404), so nothing about it ca
 leak. With one, `Authorization: Bearer <token>` or HTTP Basic with the token as the
 password opens it (Basic lets a browser ask for it). The page is rendered on the
 server: no script, one inline style allowed by its hash in the page's own CSP.
+`health.json` tells a monitor whether the store answers and what the writer holds;
+it answers 503 while the store cannot be written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,8 +27,13 @@ from cookie_gate.classify import TRUNCATED
 from cookie_gate.clock import Clock
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
-from cookie_gate.store.sql import SQLStore
+from cookie_gate.stats.writer import WriterHealth
+from cookie_gate.store import StoreError, check_store
+from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore
 from cookie_gate.terminal import printable
+
+#: What the dashboard asks for the statistics writer's state (None when statistics are off).
+WriterHealthSource = Callable[[], WriterHealth]
 
 MAX_DAYS = 800
 _STYLE = (
@@ -45,14 +53,22 @@ _CSP = (
 
 
 class Dashboard:
-    def __init__(self, token: str, store: SQLStore, timezone: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        token: str,
+        store: SQLStore,
+        timezone: str,
+        clock: Clock,
+        writer_health: WriterHealthSource | None = None,
+    ) -> None:
         self._token = token.encode()
         self._store = store
         self._site_clock = SiteClock(timezone)
         self._clock = clock
+        self._writer_health = writer_health
 
     async def __call__(self, scope: Scope, send: Send, subpath: str) -> None:
-        if subpath not in ("", "/stats.json"):
+        if subpath not in ("", "/stats.json", "/health.json"):
             await respond_error(send, 404, "no such cookie_gate endpoint")
             return
         if scope["method"] not in ("GET", "HEAD"):
@@ -62,6 +78,12 @@ class Dashboard:
             challenge = [(b"www-authenticate", b'Basic realm="cookie_gate", charset="UTF-8"')]
             await respond_error(send, 401, "send Authorization: Bearer <admin token>", challenge)
             return
+        private = [(b"x-robots-tag", b"noindex"), (b"referrer-policy", b"no-referrer")]
+        if subpath == "/health.json":
+            health = await anyio.to_thread.run_sync(self._health)
+            status = 200 if health["store_reachable"] else 503
+            await respond_json(send, status, health, private, head_only=scope["method"] == "HEAD")
+            return
         days = _days(scope.get("query_string", b""))
         if days is None:
             await respond_error(send, 400, f"days must be a whole number from 1 to {MAX_DAYS}")
@@ -69,7 +91,6 @@ class Dashboard:
         report = await anyio.to_thread.run_sync(
             lambda: build_report(self._store, self._site_clock, days=days, now=self._clock())
         )
-        private = [(b"x-robots-tag", b"noindex"), (b"referrer-policy", b"no-referrer")]
         if subpath == "/stats.json":
             await respond_json(send, 200, report, private, head_only=scope["method"] == "HEAD")
             return
@@ -77,6 +98,27 @@ class Dashboard:
         page = _page(report, inventory).encode("utf-8")
         headers = [(b"cache-control", b"no-store"), (b"content-security-policy", _CSP), *private]
         await respond(send, 200, page, b"text/html; charset=utf-8", headers, head_only=scope["method"] == "HEAD")
+
+    def _health(self) -> dict[str, Any]:
+        problem = check_store(self._store)
+        try:
+            version: int | None = self._store.schema_version() if problem is None else None
+        except StoreError:
+            version = None
+        writer = self._writer_health() if self._writer_health is not None else None
+        return {
+            "store_reachable": problem is None,
+            "store_problem": problem,
+            "schema_version": version,
+            "schema_version_expected": SCHEMA_VERSION,
+            "statistics": writer is not None,
+            "last_flush": _iso(writer.last_flush) if writer else None,
+            "last_flush_error": writer.last_error if writer else None,
+            "queue_depth": writer.queued if writer else 0,
+            "held_counters": writer.held_counters if writer else 0,
+            "dropped_events": writer.dropped if writer else 0,
+            "shed": writer.shed if writer else {},
+        }
 
     def _authorised(self, authorization: bytes | None) -> bool:
         if not authorization:
@@ -92,6 +134,10 @@ class Dashboard:
         else:
             return False
         return hmac.compare_digest(offered, self._token)
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
 
 
 def _days(query: bytes) -> int | None:
@@ -140,6 +186,7 @@ def _page(report: Mapping[str, Any], inventory: Sequence[tuple[str, str, str, st
         ("Top pages", {p["path"]: p["pageviews"] for p in report["pages"]}),
         ("Referrers", {r["host"]: r["entries"] for r in report["referrers"]}),
         ("Consent decisions", report["consent"]["decisions"]),
+        ("Not counted or shed (the store was down or the queue full)", _losses(report)),
         ("Accepted categories", report["consent"]["accepted"]),
     ]
     body = "".join(_table(title, values) for title, values in sections) + _cookies(inventory)
@@ -176,6 +223,12 @@ def _cookies(inventory: Sequence[tuple[str, str, str, str, str]]) -> str:
         '<code>[categories.necessary] cookies = ["name"]</code>.</p>'
         f"<table>{head}{lines or '<tr><td>none yet</td></tr>'}</table>"
     )
+
+
+def _losses(report: Mapping[str, Any]) -> dict[str, int]:
+    losses = {"page views dropped": report["dropped_events"]}
+    losses.update({f"{kind.replace('_', ' ')} shed": n for kind, n in report["shed"].items()})
+    return {label: n for label, n in losses.items() if n}
 
 
 def _table(title: str, values: Mapping[str, int]) -> str:

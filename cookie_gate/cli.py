@@ -1,7 +1,8 @@
 """`cookie-gate` (also `python -m cookie_gate`): the admin's command line.
 
-`check-config` validates settings exactly as the middleware will at start-up, so a
-deploy can fail before it serves a single request; `cookies` shows how cookie names
+`check-config` validates settings exactly as the middleware will at start-up and opens
+the store, writing and removing a probe, so a deploy can fail before it serves a single
+request; `migrate` applies the store's schema versions; `cookies` shows how cookie names
 are filed, from the admin's patterns or the built-in catalogue; `stats` is the
 report and `purge` applies retention now.
 """
@@ -22,7 +23,8 @@ from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
-from cookie_gate.store import StoreError, open_store
+from cookie_gate.store import StoreError, check_store, open_store
+from cookie_gate.store.sql import SCHEMA_VERSION
 from cookie_gate.terminal import printable, printable_json
 
 
@@ -31,7 +33,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     parser.add_argument("--config", help="TOML settings file (as passed to the middleware)")
     parser.add_argument("--store", help=f"store URL (default: $COOKIE_GATE_STORE, the config, or {DEFAULT_STORE})")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("check-config", help="validate the settings and print a summary")
+    commands.add_parser("check-config", help="validate the settings, try the store, and print a summary")
+    commands.add_parser("migrate", help="apply the store's schema versions (safe to repeat, and while others run)")
     cookies = commands.add_parser("cookies", help="the cookie declaration table, or how given names are filed")
     cookies.add_argument("names", nargs="*", help="cookie names to look up")
     stats = commands.add_parser("stats", help="the visit statistics report")
@@ -48,6 +51,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
         return 2
     if args.command == "check-config":
         print(_summary(config))
+        return _check_store(config)
     elif args.command == "cookies" and args.names:
         print(_lookup(config, args.names, _seen(config, args.names)))
     else:
@@ -75,6 +79,8 @@ def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
             print(
                 printable_json(json.dumps(report, ensure_ascii=False, indent=2)) if args.json else format_report(report)
             )
+        elif args.command == "migrate":
+            print(f"store schema version: {store.schema_version()} (this release writes {SCHEMA_VERSION})")
         else:
             deleted = Statistics(config, store, clock=clock).purge(clock())
             print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
@@ -83,6 +89,26 @@ def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
         return 1
     finally:
         store.close()
+    return 0
+
+
+def _check_store(config: Config) -> int:
+    try:
+        store = open_store(config.store, timeout=config.shutdown_timeout)
+    except StoreError as error:
+        print(f"cookie-gate: store: {error}", file=sys.stderr)
+        return 1
+    try:
+        problem = check_store(store)
+        version = store.schema_version() if problem is None else None
+    except StoreError as error:
+        problem = str(error)
+    finally:
+        store.close()
+    if problem is not None:
+        print(f"cookie-gate: store: {problem}", file=sys.stderr)
+        return 1
+    print(f"store OK: opened, a probe written and removed, schema version {version}")
     return 0
 
 

@@ -151,6 +151,9 @@ class Config:
     daily_visitor_hash: bool = False
     stats_flush_seconds: float = 2.0
     stats_queue_size: int = 50_000
+    #: Seconds a shutdown (lifespan or interpreter exit) may spend writing statistics, even when the
+    #: store hangs; PostgreSQL's connect and statement timeouts are derived from it.
+    shutdown_timeout: float = 5.0
     default_locale: str = "en"
     #: Banner texts by locale: the built-in ones merged with the admin's `[texts.<locale>]` tables.
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: BUILT_IN)
@@ -204,6 +207,7 @@ class Options(TypedDict, total=False):
     daily_visitor_hash: bool
     stats_flush_seconds: float
     stats_queue_size: int
+    shutdown_timeout: float
     default_locale: str
     texts: Mapping[str, Mapping[str, str]]
     settings_button: SettingsButton
@@ -236,6 +240,7 @@ _SIMPLE_KEYS = {
     "daily_visitor_hash",
     "stats_flush_seconds",
     "stats_queue_size",
+    "shutdown_timeout",
     "default_locale",
     "texts",
     "settings_button",
@@ -470,6 +475,9 @@ def _validate(config: Config) -> Config:
     flush = config.stats_flush_seconds
     if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0.05 <= flush <= 300:
         raise ConfigError("stats_flush_seconds", "must be a number of seconds between 0.05 and 300")
+    grace = config.shutdown_timeout
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0.5 <= grace <= 120:
+        raise ConfigError("shutdown_timeout", "must be a number of seconds between 0.5 and 120")
     try:
         zoneinfo.ZoneInfo(config.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):

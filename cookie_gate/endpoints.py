@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import anyio.to_thread
 
-from cookie_gate.admin import Dashboard
+from cookie_gate.admin import Dashboard, WriterHealthSource
 from cookie_gate.asgi import RawHeaders, Receive, Scope, Send, header, respond, respond_error, respond_json
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
@@ -63,6 +63,8 @@ class Endpoints:
         variants: DomainVariants,
         store: SQLStore,
         clock: Clock,
+        *,
+        writer_health: WriterHealthSource | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
@@ -80,7 +82,9 @@ class Endpoints:
         self._needs_https = name.startswith(("__host-", "__secure-"))
         self._host_only = name.startswith("__host-")
         self._warned_http = False
-        self._dashboard = Dashboard(config.admin_token, store, config.timezone, clock) if config.admin_token else None
+        self._dashboard = (
+            Dashboard(config.admin_token, store, config.timezone, clock, writer_health) if config.admin_token else None
+        )
         self._static = {name: _load_static(name) for name in _STATIC_TYPES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:

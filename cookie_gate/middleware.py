@@ -31,7 +31,7 @@ from cookie_gate.endpoints import Endpoints
 from cookie_gate.hosts import AllowedHosts, request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
 from cookie_gate.stats.recorder import Statistics
-from cookie_gate.store import StoreError, open_store
+from cookie_gate.store import StoreError, open_store, start_store_check
 from cookie_gate.visit import Visit, VisitResolver
 from cookie_gate.withdrawals import Withdrawals
 
@@ -47,6 +47,8 @@ _cached_host = BoundedCache(
 #: Banner and Consent Mode snippets per page and choice: the path and query are the visitor's, so
 #: the cache is bounded in bytes; a page whose snippets pass a 64th of it is rendered every time.
 SNIPPET_CACHE_BYTES = 8 * 2**20
+#: Share of `shutdown_timeout` one store connect or statement may take, so a flush fits in it.
+STORE_TIMEOUT_SHARE = 0.4
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
 # Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
@@ -100,16 +102,19 @@ class CookieGateMiddleware:
         variants = DomainVariants(PublicSuffixList().privatesuffix, AllowedHosts(settings.allowed_hosts))
         self.banner = BannerRenderer(settings)
         try:
-            self.store = open_store(settings.store)
+            self.store = open_store(settings.store, timeout=settings.shutdown_timeout * STORE_TIMEOUT_SHARE)
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
         self.withdrawals = Withdrawals(
             self.store.withdrawals, lifetime_seconds=settings.consent_lifetime_seconds, clock=clock
         )
         self.visits = VisitResolver(settings, codec, self.classifier, variants, self.withdrawals)
-        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store, clock)
         self.statistics = (
             Statistics(settings, self.store, self.classifier.new_names, clock=clock) if settings.statistics else None
+        )
+        writer_health = self.statistics.writer.health if self.statistics is not None else None
+        self.endpoints = Endpoints(
+            settings, codec, self.classifier, self.visits, variants, self.store, clock, writer_health=writer_health
         )
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
@@ -142,20 +147,29 @@ class CookieGateMiddleware:
             await self.app(scope, receive, send)
 
     def _lifespan_responder(self, send: Send) -> Send:
-        """Start the statistics writer early; on shutdown flush every queued event, then release the store.
+        """Start the statistics writer early (its first round checks the store); on shutdown
+        flush every queued event within `shutdown_timeout`, then release the store.
 
-        Lifespan may never come (mounted sub-apps, some servers): the writer also starts
-        by itself on the first page view.
+        Lifespan may never come (mounted sub-apps, Django, some servers): the writer also
+        starts by itself on the first page view, and is stopped at interpreter exit.
         """
 
         async def send_wrapper(message: Message) -> None:
             kind = message["type"]
-            if kind == "lifespan.startup.complete" and self.statistics is not None:
-                self.statistics.writer.start()
-            elif kind == "lifespan.shutdown.complete":
+            if kind == "lifespan.startup.complete":
                 if self.statistics is not None:
-                    await anyio.to_thread.run_sync(self.statistics.writer.stop)
-                self.store.close()
+                    self.statistics.writer.start()
+                else:
+                    start_store_check(self.store)
+            elif kind == "lifespan.shutdown.complete":
+                # One deadline for the flush and the close (counted from SIGTERM when it came first):
+                # a writer stuck in a hung store holds the store's lock, and is never waited for past it.
+                deadline = time.monotonic() + self.config.shutdown_timeout
+                if self.statistics is not None:
+                    writer = self.statistics.writer
+                    deadline = min(deadline, writer.shutdown_deadline or deadline)
+                    await anyio.to_thread.run_sync(writer.stop, max(deadline - time.monotonic(), 0.0))
+                await anyio.to_thread.run_sync(self.store.close, max(deadline - time.monotonic(), 0.0))
             await send(message)
 
         return send_wrapper

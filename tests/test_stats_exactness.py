@@ -473,6 +473,8 @@ def test_page_views_survive_a_commit_that_fails_once(tmp_path: Path, monkeypatch
     writer = StatsWriter(store, UTC_CLOCK, clock=suite_clock, capacity=1000, interval=60.0, daily_hash=False)
     event: PageView = (suite_clock(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
     try:
+        writer.start()
+        assert writer.flush(timeout=5) is True  # the start-up store check is done: the next commit is the batch's
         for _ in range(10):
             writer.record(event)
         _CommitFails.failures = 1

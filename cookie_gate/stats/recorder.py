@@ -3,7 +3,8 @@
 `page_view` runs on the request path, so it does only what must happen there:
 advance the counter cookie of a visitor who accepted analytics (the new cookie
 goes out with this response) and queue a tuple. The daily purge rides on the
-writer thread's tick.
+writer thread's tick; while the store is down it backs off and says so once a minute
+at most, like the writer.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from cookie_gate.config import Config
 from cookie_gate.stats.clock import SiteClock, day_key
 from cookie_gate.stats.counter import COOKIE_NAME, LIFETIME_MONTHS, CounterCodec, Counts, advance
 from cookie_gate.stats.writer import StatsWriter
+from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit
 
 logger = logging.getLogger("cookie_gate.stats")
 ANALYTICS = "analytics"
+#: The first wait before a failed purge is tried again; it doubles up to `PURGE_BACKOFF_MAX`.
+PURGE_BACKOFF = 60.0
+PURGE_BACKOFF_MAX = 3600.0
 
 
 class Statistics:
@@ -51,8 +56,12 @@ class Statistics:
             daily_hash=config.daily_visitor_hash,
             on_tick=self._maintain,
             cookie_names=cookie_names,
+            shutdown_timeout=config.shutdown_timeout,
         )
         self._purged_day: int | None = None
+        self._purge_retry_at = 0.0
+        self._purge_backoff = PURGE_BACKOFF
+        self._purge_warned_at: float | None = None
 
     def page_view(
         self,
@@ -105,7 +114,17 @@ class Statistics:
 
     def _maintain(self, now: float) -> None:
         today = self.site_clock.at(now).day
-        if self._purged_day != today:
+        if self._purged_day == today or now < self._purge_retry_at:
+            return
+        try:
             deleted = self.purge(now)
-            self._purged_day = today
-            logger.info("cookie_gate retention applied: %s", deleted)
+        except StoreError as error:
+            self._purge_retry_at = now + self._purge_backoff
+            self._purge_backoff = min(self._purge_backoff * 2, PURGE_BACKOFF_MAX)
+            if self._purge_warned_at is None or now - self._purge_warned_at >= 60:
+                self._purge_warned_at = now
+                logger.warning("cookie_gate retention not applied yet, will retry: %s", error)
+            return
+        self._purged_day = today
+        self._purge_retry_at, self._purge_backoff = 0.0, PURGE_BACKOFF
+        logger.info("cookie_gate retention applied: %s", deleted)

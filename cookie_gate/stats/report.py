@@ -16,6 +16,7 @@ from typing import Any
 
 from cookie_gate.stats.clock import SiteClock, day_key
 from cookie_gate.stats.referrer import stored_referrer
+from cookie_gate.stats.writer import SHED_METRIC, SHED_ORDER
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.terminal import printable
 
@@ -84,6 +85,8 @@ def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) ->
         },
         "analytics_pageviews": metrics["analytics_pageviews"],
         "dropped_events": metrics["dropped"],
+        # Counted in the totals, but this detail of theirs was shed while the store was down.
+        "shed": {kind: metrics[SHED_METRIC + kind] for kind in SHED_ORDER},
     }
 
 
@@ -143,6 +146,9 @@ def format_report(report: Mapping[str, Any], width: int = 40) -> str:
         )
     if report["dropped_events"]:
         lines.append(f"  dropped under overload: {report['dropped_events']:,} events")
+    if any(report["shed"].values()):
+        shed = ", ".join(f"{kind.replace('_', ' ')} {n:,}" for kind, n in report["shed"].items() if n)
+        lines.append(f"  detail shed while the store was down (totals kept): {shed}")
     lines += _section("Page views by hour of day", {f"{h:02d}": n for h, n in enumerate(report["by_hour"])}, width)
     lines += _section("Page views by weekday", report["by_weekday"], width)
     lines += _section("Visits by visit number", frequency["visit_number"], width)

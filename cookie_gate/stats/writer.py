@@ -5,17 +5,35 @@ fraction of a microsecond). Everything that costs (User-Agent parsing, bot
 detection, hashing, SQL) happens here, every `interval` seconds and on `flush()`.
 IP addresses and User-Agents exist only in memory, inside queued events, and are
 dropped once the batch is aggregated: the batch holds families, buckets and keys.
+
+When the store is down the batch is held and retried. It is bounded: past
+`max_pending` counters the most detailed kinds are shed first (paths, referrers,
+hashed visitor keys, then dimensions) and counted as such; the hourly totals are
+never shed. What a stop cannot write is logged once, with its counts.
+
+Lifespan may never come (Django, some servers), so every live writer is also stopped
+at interpreter exit, and on SIGTERM: uvicorn handles SIGTERM, shuts down gracefully,
+then restores the default handler and raises the signal again, which kills the
+process before `atexit` runs. So the writer chains a SIGTERM handler of its own
+in front of the server's: it writes what is queued, and page views answered during
+the graceful shutdown that follows are written as they are recorded.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import hmac
 import logging
 import os
+import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from cookie_gate.clock import Clock
@@ -24,7 +42,7 @@ from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import VisitStart
 from cookie_gate.stats.referrer import stored_referrer
-from cookie_gate.store import StoreError
+from cookie_gate.store import StoreError, warn_if_store_fails
 from cookie_gate.store.sql import SQLStore, StatsBatch
 
 logger = logging.getLogger("cookie_gate.stats")
@@ -35,11 +53,35 @@ PageView = tuple[float, str, bytes | None, bytes | None, bytes | None, str | Non
 
 #: Batches the store refused are kept and retried, up to this many distinct counters.
 MAX_PENDING = 200_000
+#: Shedding goes down to this share of the bound, so it does not run again on the next tick.
+SHED_TO = 0.75
+#: What is shed first when the held batch is too big; the hourly totals never are.
+SHED_ORDER = ("path", "referrer", "daily_hash", "dimensions")
+#: Hourly metric that counts what was shed of each kind.
+SHED_METRIC = "shed_"
 MAX_PATH = 200
 #: Events aggregated between two yields of the GIL (about a millisecond of work).
 YIELD_EVERY = 200
 VISIT_NUMBER_CAP = 1000
 GAP_CAP = 400
+
+
+@dataclass(frozen=True)
+class WriterHealth:
+    """What the health endpoint says about the writer."""
+
+    last_flush: float | None  # wall-clock time of the last batch the store took
+    last_error: str | None  # why the last attempt failed, None once one succeeds
+    queued: int  # page views waiting to be aggregated
+    held_counters: int  # counters aggregated but not yet in the store
+    dropped: int  # page views never counted (queue full, or lost at a stop)
+    shed: dict[str, int]  # counts shed from the held batch, by kind
+
+
+_LIVE: weakref.WeakSet[StatsWriter] = weakref.WeakSet()
+_NOT_RECORDED_UNTIL_EXIT = "; page views answered from now until exit are counted as dropped, not written"
+#: The SIGTERM handler that was there before ours (the server's, or the default), once ours is in.
+_previous_sigterm: list[Any] = []
 
 
 class StatsWriter:
@@ -55,6 +97,8 @@ class StatsWriter:
         agents: AgentClassifier | None = None,
         on_tick: Callable[[float], None] | None = None,
         cookie_names: collections.deque[tuple[str, str, str]] | None = None,
+        shutdown_timeout: float = 5.0,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self._store = store
         self._site_clock = site_clock
@@ -74,9 +118,28 @@ class StatsWriter:
         self._requested = self._completed = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._shutdown_timeout = shutdown_timeout
+        self._max_pending = max_pending
         #: Dropped since the last batch (written to the store as the "dropped" metric), and ever.
         self.dropped = self.dropped_total = 0
+        self.shed_total = dict.fromkeys(SHED_ORDER, 0)
+        self.last_flush: float | None = None
+        self.last_error: str | None = None
+        #: Set by SIGTERM: page views are then written as they are recorded, until this monotonic deadline.
+        self._terminating_until: float | None = None
+        self._lost_in_shutdown = False
         os.register_at_fork(after_in_child=self._forget_parent)
+        _LIVE.add(self)
+
+    def health(self) -> WriterHealth:
+        return WriterHealth(
+            last_flush=self.last_flush,
+            last_error=self.last_error,
+            queued=len(self._queue),
+            held_counters=self._pending.size,
+            dropped=self.dropped_total,
+            shed=dict(self.shed_total),
+        )
 
     # -- the request path -----------------------------------------------------------------------
 
@@ -89,6 +152,8 @@ class StatsWriter:
             self.dropped_total += 1
         if self._thread is None:
             self.start()
+        if self._terminating_until is not None:
+            self._write_through()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -98,6 +163,31 @@ class StatsWriter:
                 self._stopping = False
                 self._thread = threading.Thread(target=self._run, name="cookie-gate-stats", daemon=True)
                 self._thread.start()
+        _watch_for_sigterm()
+
+    @property
+    def shutdown_deadline(self) -> float | None:
+        """The monotonic time by which a SIGTERM'd process must be done writing, once SIGTERM came."""
+        return self._terminating_until
+
+    def terminate(self) -> None:
+        """The process is being stopped (SIGTERM): write what is queued now, and from now on
+        write each page view as it is recorded, within `shutdown_timeout` in all."""
+        self._terminating_until = time.monotonic() + self._shutdown_timeout
+        self._write_through()
+
+    def _write_through(self) -> None:
+        assert self._terminating_until is not None
+        if self._lost_in_shutdown:  # the store failed the shutdown already, and said so once
+            self.dropped_total += len(self._queue)
+            self._queue.clear()
+            return
+        left = self._terminating_until - time.monotonic()
+        if left > 0 and self.flush(left):
+            return
+        self._lost_in_shutdown = True
+        if self._report_loss(_NOT_RECORDED_UNTIL_EXIT):  # nothing was held: the one line still has to be said
+            logger.error("cookie_gate statistics: the store did not answer at shutdown%s", _NOT_RECORDED_UNTIL_EXIT)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything queued so far; True once it is in the store."""
@@ -111,17 +201,49 @@ class StatsWriter:
             self._done.wait_for(lambda: self._completed >= target, timeout)
             return self._completed >= target and not self._pending
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Flush and end the thread (lifespan shutdown)."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Flush and end the thread (lifespan shutdown, interpreter exit) within `timeout` seconds
+        in all (`shutdown_timeout` by default), even when the store hangs. True when everything
+        reached the store; otherwise one ERROR line says what was not written."""
+        deadline = time.monotonic() + (self._shutdown_timeout if timeout is None else timeout)
+        if self._terminating_until is not None:  # SIGTERM started the clock already
+            deadline = min(deadline, self._terminating_until)
         thread = self._thread
         if thread is None:
-            self._drain()
-            return
-        self._stopping = True
-        self.flush(timeout)
-        self._wake.set()
-        thread.join(timeout)
-        self._thread = None
+            try:
+                self._drain()
+            except Exception as error:  # reported below with what it cost
+                self.last_error = type(error).__name__
+        else:
+            self._stopping = True
+            self.flush(max(deadline - time.monotonic(), 0.0))
+            self._wake.set()
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            self._thread = None
+        return self._report_loss()
+
+    def _report_loss(self, more: str = "") -> bool:
+        """Count and log, once, what a stop leaves unwritten, and let go of it so no later stop
+        counts it again. (A writer thread stuck in a hung store that answers after all may still
+        land that batch: counted as lost and written, the price of never waiting on a hung store.)"""
+        queued = len(self._queue)
+        pending = self._pending
+        if not queued and not pending:
+            return True
+        views = queued + sum(n for (_, metric), n in pending.hourly.items() if metric in ("pageviews", "bots"))
+        self._queue.clear()
+        self._pending = StatsBatch()
+        self.dropped_total += views
+        logger.error(
+            "cookie_gate statistics lost at shutdown, the store did not take them (%s): "
+            "%d page views (%d still queued), %d counters%s",
+            self.last_error or "timed out",
+            views,
+            queued,
+            pending.size,
+            more,
+        )
+        return False
 
     def _forget_parent(self) -> None:
         # A forked worker must not re-count its parent's queue, and has no writer thread yet.
@@ -133,6 +255,7 @@ class StatsWriter:
         self._requested = self._completed = 0
 
     def _run(self) -> None:
+        warn_if_store_fails(self._store)
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
@@ -173,15 +296,51 @@ class StatsWriter:
         try:
             self._store.add_stats(self._pending)
         except StoreError as error:
+            self.last_error = str(error)
             now = time.monotonic()
             if now - self._last_warning >= 60:  # one line a minute while the store is down, not one per batch
                 self._last_warning = now
                 logger.warning("cookie_gate statistics not written yet, will retry: %s", error)
-            if self._pending.size > MAX_PENDING:
-                logger.error("cookie_gate statistics store unavailable too long; %d counters lost", self._pending.size)
-                self._pending = StatsBatch()
+            if self._pending.size > self._max_pending:
+                self._shed()
             return
         self._pending = StatsBatch()
+        self.last_flush = self._clock()
+        self.last_error = None
+
+    def _shed(self) -> None:
+        """Make room in the held batch by dropping detail, least-counted first, never the totals.
+
+        What is shed is added to the batch itself as `shed_<kind>` hourly metrics, so the
+        report says how much of each kind is missing once the store takes the batch."""
+        pending = self._pending
+        target = int(self._max_pending * SHED_TO)
+        shed = dict.fromkeys(SHED_ORDER, 0)
+        for kind in SHED_ORDER:
+            excess = pending.size - target
+            if excess <= 0:
+                break
+            if kind == "daily_hash":
+                lost = pending.visitors[:excess]
+                del pending.visitors[:excess]
+                shed[kind] = len(lost)
+                continue
+            table = pending.daily if kind == "dimensions" else pending.detail
+            keys = [key for key in table if kind == "dimensions" or key[1] == kind]
+            keys.sort(key=table.__getitem__)
+            for key in keys[:excess]:
+                shed[kind] += table.pop(key)
+        hour = self._site_clock.at(self._clock()).hour_key
+        for kind, n in shed.items():
+            if n:
+                pending.add(pending.hourly, (hour, SHED_METRIC + kind), n)
+                self.shed_total[kind] += n
+        logger.error(
+            "cookie_gate statistics store unavailable too long; detail shed to stay within %d counters "
+            "(totals kept): %s",
+            self._max_pending,
+            ", ".join(f"{kind} {n}" for kind, n in shed.items() if n),
+        )
 
     def _aggregate(self) -> StatsBatch:
         batch = StatsBatch()
@@ -250,6 +409,42 @@ class StatsWriter:
             if len(self._salts) > 2:
                 self._salts.pop(min(self._salts))
         return salt
+
+
+def _watch_for_sigterm() -> None:
+    """Put `_on_sigterm` in front of whatever handles SIGTERM now (once, from the main thread only)."""
+    if _previous_sigterm or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_IGN:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        return
+    _previous_sigterm.append(previous)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    for writer in list(_LIVE):
+        if writer._thread is not None or writer._queue or writer._pending:
+            writer.terminate()
+    previous = _previous_sigterm[0] if _previous_sigterm else signal.SIG_DFL
+    if callable(previous):
+        previous(signum, frame)
+    else:  # the default: die of SIGTERM, as the process would have without us
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    """Write what every live writer holds before the interpreter goes: servers that handle
+    SIGTERM themselves return from their loop, so this runs even when lifespan never came.
+    Each writer is bounded by its own `shutdown_timeout`."""
+    for writer in list(_LIVE):
+        if writer._thread is not None or writer._queue or writer._pending:
+            writer.stop()
 
 
 def _referrer_host(referrer: bytes | None) -> str:

@@ -8,12 +8,16 @@ app instances).
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from cookie_gate.store.sql import SQLStore
+
+logger = logging.getLogger("cookie_gate.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,9 @@ class StoreError(RuntimeError):
     """The store could not be reached or written; the message never holds a secret."""
 
 
-def open_store(url: str) -> SQLStore:
+def open_store(url: str, *, timeout: float = 2.0) -> SQLStore:
+    """The store for `url`, not yet connected. `timeout` bounds each connect and statement
+    of a networked store (a hung server must not hold a shutdown)."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from cookie_gate.store.sqlite import SQLiteStore
@@ -42,5 +48,32 @@ def open_store(url: str) -> SQLStore:
     if scheme in ("postgresql", "postgres"):
         from cookie_gate.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, timeout=timeout)
     raise StoreError(f"unsupported store URL scheme {scheme!r}")
+
+
+def check_store(store: SQLStore) -> str | None:
+    """Open the store and write and remove a probe row: None when that works, else the problem."""
+    try:
+        store.probe()
+    except StoreError as error:
+        return str(error)
+    return None
+
+
+def warn_if_store_fails(store: SQLStore) -> bool:
+    """The start-up check: one WARNING when the store cannot be opened or written. The site
+    keeps serving; consent decisions answer 503 and statistics are held until it works."""
+    problem = check_store(store)
+    if problem is not None:
+        logger.warning(
+            "cookie_gate store check failed at start-up (pages are still served, nothing is written "
+            "until the store works; run `cookie-gate check-config`): %s",
+            problem,
+        )
+    return problem is None
+
+
+def start_store_check(store: SQLStore) -> None:
+    """Run the start-up check on a thread of its own, off the request path."""
+    threading.Thread(target=warn_if_store_fails, args=(store,), name="cookie-gate-store-check", daemon=True).start()

@@ -19,6 +19,12 @@ from typing import Any, TypeVar
 from cookie_gate.store import DecisionRecord
 
 K = TypeVar("K")
+#: The schema version this code writes. Version 1 is the tables as first released; each later
+#: version is a list of statements in `MIGRATIONS`, applied once, in order, under the backend's
+#: start-up lock, and recorded in `cookie_gate_schema`.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS cookie_gate_schema (version INTEGER PRIMARY KEY)"
 #: The daily-hash rule: a visitor seen again within this many minutes continues a visit.
 VISIT_GAP_MINUTES = 30
 
@@ -90,6 +96,35 @@ class SQLStore:
         if self._connection is None:
             self._connection = self._connect()
         return self._connection
+
+    # -- schema versions and health ----------------------------------------------------------
+
+    def _migrate(self, cursor: Any) -> None:
+        """Bring the schema to `SCHEMA_VERSION`; the caller holds the start-up lock, so two
+        instances starting at once apply each version once."""
+        cursor.execute(VERSION_TABLE)
+        cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")
+        current = cursor.fetchone()[0] or 0
+        for version in range(max(current, 1), SCHEMA_VERSION + 1):
+            if version > current:
+                for statement in MIGRATIONS.get(version, ()):
+                    cursor.execute(statement)
+                cursor.execute(self._sql("INSERT INTO cookie_gate_schema (version) VALUES (?)"), (version,))
+
+    def schema_version(self) -> int:
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")
+            return int(cursor.fetchone()[0] or 0)
+
+    def probe(self) -> None:
+        """Open the store and write and remove a row in one transaction; StoreError names the problem."""
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute(
+                self._sql("INSERT INTO cookie_gate_hourly (hour, metric, n) VALUES (?, ?, ?)"), ("probe", "probe", 0)
+            )
+            cursor.execute(
+                self._sql("DELETE FROM cookie_gate_hourly WHERE hour = ? AND metric = ?"), ("probe", "probe")
+            )
 
     # -- consent log -------------------------------------------------------------------------
 
@@ -262,8 +297,14 @@ class SQLStore:
     def _after_purge(self) -> None:
         """Make deleted bytes unrecoverable; backend-specific."""
 
-    def close(self) -> None:
-        with self._lock:
+    def close(self, timeout: float = 5.0) -> None:
+        """Release the connection. A thread stuck in a hung store holds the lock: then the
+        connection is left to the process's exit rather than waited for."""
+        if not self._lock.acquire(timeout=timeout):
+            return
+        try:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+        finally:
+            self._lock.release()

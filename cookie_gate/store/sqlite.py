@@ -83,6 +83,16 @@ class SQLiteStore(SQLStore):
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute("PRAGMA secure_delete=ON")
                 connection.executescript(_SCHEMA)
+                cursor = connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE")  # one process at a time applies a schema version
+                try:
+                    self._migrate(cursor)
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+                finally:
+                    cursor.close()
                 return connection
             except sqlite3.OperationalError as error:
                 if connection is not None:

@@ -1,0 +1,132 @@
+"""Schema versions: applied once at start-up and by `cookie-gate migrate`, also when several start at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from cookie_gate.cli import main
+from cookie_gate.store import open_store, postgres as postgres_backend, sql, sqlite as sqlite_backend
+from cookie_gate.store.sql import SQLStore, StatsBatch
+from tests.conftest import SECRET, Postgres
+
+NEXT = sql.SCHEMA_VERSION + 1
+#: A later version as the admin issue will add one: a new column on a table that holds data.
+NEW_COLUMN = ("ALTER TABLE cookie_gate_inventory ADD COLUMN note TEXT",)
+BATCH = StatsBatch(
+    hourly={("2026-12-01T10", "pageviews"): 7},
+    detail={("2026-12-01", "path", "/kept"): 7},
+    cookies={"_ga": ("analytics", "catalogue", "2026-12-01")},
+)
+
+
+def todays_sqlite_tables(path: Path) -> None:
+    """The tables as released before schema versions existed, with data in them."""
+    connection = sqlite3.connect(path)
+    connection.executescript(sqlite_backend._SCHEMA)
+    connection.execute("INSERT INTO cookie_gate_hourly VALUES ('2026-12-01T10', 'pageviews', 7)")
+    connection.execute("INSERT INTO cookie_gate_detail VALUES ('2026-12-01', 'path', '/kept', 7)")
+    connection.execute("INSERT INTO cookie_gate_inventory VALUES ('_ga', 'analytics', 'catalogue', 'a', 'b')")
+    connection.commit()
+    connection.close()
+
+
+def todays_postgres_tables(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(postgres_backend._SCHEMA)
+        connection.execute("INSERT INTO cookie_gate_hourly VALUES ('2026-12-01T10', 'pageviews', 7)")
+        connection.execute("INSERT INTO cookie_gate_detail VALUES ('2026-12-01', 'path', '/kept', 7)")
+        connection.execute("INSERT INTO cookie_gate_inventory VALUES ('_ga', 'analytics', 'catalogue', 'a', 'b')")
+
+
+def kept(store: SQLStore) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, str, int]]]:
+    rows = store.stats_rows("2026-12-01", "2026-12-01", 0)
+    return rows.hourly, rows.detail
+
+
+def open_at_once(url: str, count: int) -> list[int]:
+    """Open `count` stores on `url` from as many threads at the same moment; their schema versions."""
+    barrier = threading.Barrier(count)
+    versions: list[int] = []
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        store = open_store(url, timeout=10)
+        try:
+            barrier.wait()
+            versions.append(store.schema_version())
+        except BaseException as error:  # reported by the test
+            failures.append(error)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=start) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    return versions
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL holding today's tables (before schema versions) with data in them."""
+    if request.param == "sqlite":
+        path = tmp_path / "old.sqlite3"
+        todays_sqlite_tables(path)
+        return f"sqlite:///{path}"
+    database: Postgres = request.getfixturevalue("postgres")
+    todays_postgres_tables(database.url)
+    return database.url
+
+
+def test_todays_tables_are_upgraded_in_place_with_their_data(old_store: str) -> None:
+    url = old_store
+    store = open_store(url)
+    assert store.schema_version() == sql.SCHEMA_VERSION
+    assert kept(store) == ([("2026-12-01T10", "pageviews", 7)], [("2026-12-01", "path", "/kept", 7)])
+    store.add_stats(BATCH)  # and it still takes increments on the old rows
+    assert kept(store)[0] == [("2026-12-01T10", "pageviews", 14)]
+    store.close()
+
+
+def test_a_new_version_is_applied_once_when_several_instances_start_together(
+    old_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = old_store
+    first = open_store(url)
+    assert first.schema_version() == sql.SCHEMA_VERSION  # today's release has run here
+    first.close()
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", NEXT)
+    monkeypatch.setattr(sql, "MIGRATIONS", {NEXT: NEW_COLUMN})
+    assert open_at_once(url, 6) == [NEXT] * 6  # an ALTER applied twice would have failed one of them
+    store = open_store(url)
+    with store._lock, store._transaction(store._connected()) as cursor:
+        cursor.execute("SELECT name, category, note FROM cookie_gate_inventory")
+        assert cursor.fetchall() == [("_ga", "analytics", None)]
+        cursor.execute("SELECT version FROM cookie_gate_schema ORDER BY version")
+        assert [row[0] for row in cursor.fetchall()] == list(range(1, NEXT + 1))
+    assert kept(store)[1] == [("2026-12-01", "path", "/kept", 7)]
+    store.close()
+
+
+def test_cookie_gate_migrate_applies_the_versions_and_says_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    todays_sqlite_tables(path)
+    monkeypatch.setenv("COOKIE_GATE_SECRET_KEY", SECRET)
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", NEXT)
+    monkeypatch.setattr(sql, "MIGRATIONS", {NEXT: NEW_COLUMN})
+    assert main(["--store", f"sqlite:///{path}", "migrate"]) == 0
+    assert f"store schema version: {NEXT}" in capsys.readouterr().out
+    assert main(["--store", f"sqlite:///{path}", "migrate"]) == 0  # again: nothing to do, no error
+    connection = sqlite3.connect(path)
+    assert ("note",) in [(row[1],) for row in connection.execute("PRAGMA table_info(cookie_gate_inventory)")]
+    connection.close()
