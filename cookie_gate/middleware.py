@@ -5,16 +5,19 @@ consent from the `Cookie` header (cached); hand the app a `Cookie` header withou
 refused cookies and the decision in `scope["state"]["consent"]`; on the way out drop
 `Set-Cookie`s of refused categories, expire refused cookies the browser still holds,
 record a page view, and stream HTML through the page rewriter (banner or settings
-control, prior blocking, Consent Mode). Nothing is buffered: an HTML response's start
-waits for its first body chunk, no longer, so its Content-Length can be made exact.
+control, prior blocking, Consent Mode). A streamed page is never buffered: an HTML
+response's start waits for its first body chunk, no longer. Only a page whose app
+declared its length (at most `MAX_HELD_BODY`) is held until it is complete, so that
+its Content-Length stays exact.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Unpack
 
 import anyio.to_thread
@@ -35,6 +38,7 @@ from cookie_gate.visit import Visit, VisitResolver
 
 #: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
+logger = logging.getLogger("cookie_gate")
 _cached_host = functools.lru_cache(maxsize=256)(request_host)
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
@@ -102,6 +106,8 @@ class CookieGateMiddleware:
         self._prior_blocking = settings.prior_blocking
         self._cached_snippets = functools.lru_cache(maxsize=2048)(self._snippets)
         self._everything = frozenset(settings.category_names)
+        #: Pages whose app sent more body than its own Content-Length after the page was complete.
+        self.overrun_pages = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -197,8 +203,7 @@ class CookieGateMiddleware:
 
     def _responder(self, scope: Scope, send: Send) -> Send:
         request = self._enter(scope)
-        rewriter: PageRewriter | None = None
-        held: Message | None = None
+        page: _Page | None = None
         may_rewrite = scope["method"] != "HEAD"
         if may_rewrite:
             extensions = scope.get("extensions")
@@ -207,26 +212,15 @@ class CookieGateMiddleware:
                 scope["extensions"] = {k: v for k, v in extensions.items() if k not in _UNBUFFERABLE_EXTENSIONS}
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal rewriter, held
-            if rewriter is not None:
-                if message["type"] == "http.response.body":
-                    more = message.get("more_body", False)
-                    body = rewriter.feed(message.get("body", b""), more)
-                    if held is not None:
-                        # The start waited for the first chunk: now its length can be made exact.
-                        await send(_sized(held, body, more, rewriter))
-                        held = None
-                    message = {**message, "body": body}
-                    if not more:
-                        rewriter = None
-                elif held is not None:
-                    # Something other than a body came first: send the page as the app made it.
-                    await send(held)
-                    held = rewriter = None
-            elif message["type"] == "http.response.start":
+            nonlocal page
+            if page is not None:
+                if await page.send(message, send):
+                    page = None
+                return
+            if message["type"] == "http.response.start":
                 message, rewriter = self._start(message, scope, request, may_rewrite)
                 if rewriter is not None:
-                    held = message
+                    page = _Page(message, rewriter, self._overrun)
                     return
             await send(message)
 
@@ -309,6 +303,14 @@ class CookieGateMiddleware:
             out.append((b"set-cookie", counter_cookie))
         return {**message, "headers": out}, rewriter
 
+    def _overrun(self) -> None:
+        self.overrun_pages += 1
+        if self.overrun_pages == 1:
+            logger.warning(
+                "cookie_gate: an app sent more HTML than its Content-Length declared; the extra bytes were "
+                "dropped (the page was already complete). Further cases are counted in overrun_pages, not logged."
+            )
+
     def _rewriter(self, scope: Scope, consent: Consent, language: bytes | None) -> PageRewriter:
         state = scope.get("state")
         nonce = state.get(self._nonce_key) if state else None
@@ -367,6 +369,106 @@ class CookieGateMiddleware:
         return send_wrapper
 
 
+MAX_HELD_BODY = 1024 * 1024
+"""The largest declared body the gateway holds back to give the rewritten page an exact Content-Length.
+
+An app that declares a length has the whole page in hand, yet may send it in pieces
+(Quart sends it and then an empty last message; file and Django responses come in
+64 KiB chunks). Holding that much per response lets the rewritten page keep an exact
+length, so the server need not chunk it; a larger page streams (and is chunked)
+rather than sit in memory. A response without a declared length is never held.
+"""
+#: A Content-Length of more digits is no real length (and `int()` refuses thousands of digits).
+_MAX_LENGTH_DIGITS = 18
+
+
+def _declared_length(value: bytes) -> int | None:
+    """The Content-Length an app declared, or None when it is not a plain number of bytes."""
+    value = value.strip()
+    if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+        return None
+    return int(value)
+
+
+class _Page:
+    """One HTML response on its way through the page rewriter.
+
+    Its start waits for the body, so the Content-Length can be made true to the
+    rewritten page. With a declared length of at most `MAX_HELD_BODY`, the pieces
+    are held until the declared number of bytes has come (or the app says it is
+    done) and the page goes out in one message of exact length. Otherwise, and when
+    the body overruns or falls short of what was declared, the page streams: the
+    start goes with the first chunk and each chunk is rewritten as it arrives.
+
+    Body bytes the app sends after its declared length was complete would break the
+    framing the start announced and would bypass the rewriter; they are dropped and
+    reported through `on_overrun`.
+    """
+
+    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_received", "_rewriter", "_start")
+
+    def __init__(self, start: Message, rewriter: PageRewriter, on_overrun: Callable[[], None]) -> None:
+        self._start: Message | None = start
+        self._rewriter = rewriter
+        self._on_overrun = on_overrun
+        self._complete = False
+        declared = None
+        if rewriter.length_at >= 0:
+            declared = _declared_length(start["headers"][rewriter.length_at][1])
+        self._declared = declared if declared is not None and declared <= MAX_HELD_BODY else None
+        self._held: list[bytes] = []
+        self._received = 0
+
+    async def send(self, message: Message, send: Send) -> bool:
+        """Forward `message` as rewritten; True once the page is complete and the rest passes as it is."""
+        start = self._start
+        if message["type"] != "http.response.body":
+            if start is not None:
+                if not self._held:
+                    # Something other than a body came first: send the page as the app made it.
+                    await send(start)
+                    await send(message)
+                    return True
+                await self._release(start, {"type": "http.response.body"}, b"".join(self._held), True, send)
+            await send(message)
+            return False
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self._complete:
+            if chunk:
+                self._on_overrun()
+                message = {**message, "body": b""}
+            await send(message)
+            return not more
+        if start is None:
+            await send({**message, "body": self._rewriter.feed(chunk, more)})
+            return not more
+        declared = self._declared
+        if declared is not None:
+            self._received += len(chunk)
+            if more and self._received < declared:
+                self._held.append(chunk)
+                return False
+            if self._held:
+                self._held.append(chunk)
+                chunk = b"".join(self._held)
+            if self._received == declared:
+                # The whole declared body is here: one message of exact length, whatever follows.
+                await self._release(start, message, chunk, False, send)
+                self._complete = more
+                return not more
+        await self._release(start, message, chunk, more, send)
+        return not more
+
+    async def _release(self, start: Message, message: Message, chunk: bytes, more: bool, send: Send) -> None:
+        """Send the start, sized for what is known now, and the first rewritten chunk; stream from here on."""
+        self._start = None
+        self._held = []
+        body = self._rewriter.feed(chunk, more)
+        await send(_sized(start, body, more, self._rewriter))
+        await send({**message, "body": body, "more_body": message.get("more_body", more)})
+
+
 def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:
     """The held start with a Content-Length true to the rewritten page.
 
@@ -383,8 +485,8 @@ def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter)
     growth = rewriter.growth
     if not more_body:
         headers[at] = (name, str(len(body)).encode("ascii"))
-    elif growth is not None and value.strip().isdigit():
-        headers[at] = (name, str(int(value) + growth).encode("ascii"))
+    elif growth is not None and (declared := _declared_length(value)) is not None:
+        headers[at] = (name, str(declared + growth).encode("ascii"))
     else:
         del headers[at]
     return start
