@@ -40,6 +40,9 @@ from cookie_gate.visit import Visit, VisitResolver
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
 logger = logging.getLogger("cookie_gate")
 _cached_host = functools.lru_cache(maxsize=256)(request_host)
+#: Where the gate leaves itself in `scope["state"]` when the banner is placed by a template
+#: (`inject_banner = false`), so a template call can render it (`cookie_gate.integrations`).
+GATE_STATE_KEY = "cookie_gate"
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
 # Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
@@ -203,6 +206,8 @@ class CookieGateMiddleware:
 
     def _responder(self, scope: Scope, send: Send) -> Send:
         request = self._enter(scope)
+        if not self._inject:
+            scope["state"][GATE_STATE_KEY] = self
         page: _Page | None = None
         may_rewrite = scope["method"] != "HEAD"
         if may_rewrite:
