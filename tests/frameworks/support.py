@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from cookie_gate.middleware import CookieGateMiddleware
 from tests.conftest import consent_cookie, set_cookie_names, set_cookies
 
 TRACKERS = ("_ga", "_gid", "_fbp")
@@ -57,7 +58,7 @@ async def assert_own_cookies_kept_and_trackers_stripped(
 
 async def assert_banner_with_exact_length(client: httpx.AsyncClient, path: str = "/") -> None:
     client.cookies.clear()
-    response = await client.get(path)
+    response = await client.get(path, headers={"accept-encoding": "identity"})
     assert MARKER in response.text
     assert response.headers.get("content-length") == str(len(response.content)), response.headers
     assert response.text.index(MARKER) < response.text.rindex("</body>")
@@ -71,3 +72,20 @@ async def assert_decision_in_idiom(client: httpx.AsyncClient, path: str = "/deci
     analytics = await decide(client, ["analytics"])
     decided = (await client.get(path, headers={"cookie": analytics})).json()
     assert decided == {"decided": True, "analytics": True}
+
+
+def find_gate(app: object) -> CookieGateMiddleware:
+    """The gate inside a framework's built middleware stack (followed through `.app`)."""
+    seen = 0
+    while not isinstance(app, CookieGateMiddleware):
+        app = getattr(app, "app", None) or getattr(app, "middleware_stack", None)
+        seen += 1
+        if app is None or seen > 50:
+            raise AssertionError("no CookieGateMiddleware in the stack")
+    return app
+
+
+def close_gate(gate: CookieGateMiddleware) -> None:
+    if gate.statistics is not None:
+        gate.statistics.writer.stop()
+    gate.store.close()
