@@ -85,6 +85,7 @@ class CookieGateMiddleware:
         clock: Clock = time.time,
         **options: Unpack[Options],
     ) -> None:
+        _refuse_inner_placement(app)
         self.app = app
         self._clock = clock
         self.config = settings = load_config(config, secret_key=secret_key, **options)
@@ -372,6 +373,24 @@ class CookieGateMiddleware:
             await send(message)
 
         return send_wrapper
+
+
+def _refuse_inner_placement(app: object) -> None:
+    """Refuse, at start-up, to be built inside a framework's routing rather than around the app.
+
+    Litestar builds app-level `DefineMiddleware` once per route, after routing: the
+    gate's own endpoints would be 404s, it would never see lifespan, and Litestar's
+    cookie cache would already hold the refused cookies. What it wraps then is one of
+    Litestar's internal layers rather than the `Litestar` application.
+    """
+    kind = type(app)
+    if kind.__module__.partition(".")[0] == "litestar" and kind.__name__ != "Litestar":
+        raise ConfigError(
+            "app",
+            f"CookieGateMiddleware is wrapping Litestar's {kind.__name__}, not the application: as "
+            "DefineMiddleware it runs after routing, once per route, so /_cookie_gate/* is a 404 and refused "
+            "cookies reach handlers. Wrap the application instead: app = CookieGateMiddleware(Litestar(...), ...)",
+        )
 
 
 MAX_HELD_BODY = 1024 * 1024
