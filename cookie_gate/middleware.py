@@ -17,7 +17,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Unpack
 
 import anyio.to_thread
@@ -73,12 +73,13 @@ class CookieGateMiddleware:
     Configuration comes from keyword arguments, then the environment, then the
     `config` TOML file (or `Config` object); it is validated here, once, and every
     mistake raises `ConfigError` naming the key. `clock` is the wall clock every part
-    reads (`time.time` unless a test fixes it).
+    reads (`time.time` unless a test fixes it). `app` is any ASGI application; it is
+    typed loosely because Quart and Litestar type theirs with their own scope classes.
     """
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: Callable[..., Awaitable[None]],
         secret_key: str | Sequence[str] | None = None,
         *,
         config: str | os.PathLike[str] | Config | Mapping[str, Any] | None = None,
@@ -86,7 +87,7 @@ class CookieGateMiddleware:
         **options: Unpack[Options],
     ) -> None:
         _refuse_inner_placement(app)
-        self.app = app
+        self.app: ASGIApp = app
         self._clock = clock
         self.config = settings = load_config(config, secret_key=secret_key, **options)
         self.classifier = CookieClassifier(settings)

@@ -71,9 +71,7 @@ async def litestar_gate(store_url: str) -> AsyncIterator[Callable[..., CookieGat
     built: list[CookieGateMiddleware] = []
 
     def factory() -> CookieGateMiddleware:
-        # Litestar types its ASGI callable with its own TypedDict scopes, narrower than a mapping.
-        app: Any = litestar_app()
-        built.append(CookieGateMiddleware(app, SECRET, store=store_url, clock=suite_clock))
+        built.append(CookieGateMiddleware(litestar_app(), SECRET, store=store_url, clock=suite_clock))
         return built[-1]
 
     yield factory
