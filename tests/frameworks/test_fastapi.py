@@ -90,3 +90,18 @@ async def test_the_dependency_leaves_the_openapi_schema_as_it_was(fastapi_client
     assert schema == bare
     parameters = {p["name"] for p in schema["paths"]["/items/{item_id}"]["get"]["parameters"]}
     assert parameters == {"item_id", "token"}
+
+
+async def test_under_a_path_prefix_the_banner_and_endpoints_follow_root_path(store_url: str) -> None:
+    """Behind a proxy that strips /shop (uvicorn --root-path /shop), every gateway URL carries the prefix."""
+    app = fastapi_app(store_url)
+    transport = httpx.ASGITransport(app=app, root_path="/shop")
+    async with httpx.AsyncClient(transport=transport, base_url="http://www.shop.example.co.kr") as client:
+        page = await client.get("/shop/", headers={"accept-encoding": "identity"})
+        assert "/shop/_cookie_gate/banner.js" in page.text
+        assert "/_cookie_gate/" not in page.text.replace("/shop/_cookie_gate/", ""), "a gateway URL without the prefix"
+        decided = await client.post("/shop/_cookie_gate/consent", json={"accept": []})
+        assert decided.status_code == 200
+        asset = await client.get("/shop/_cookie_gate/banner.js")
+        assert asset.status_code == 200 and asset.headers["content-type"].startswith("text/javascript")
+    close_gate(find_gate(app.middleware_stack))
