@@ -68,8 +68,9 @@ def with_necessary(config: Config, names: Iterable[str]) -> Config:
     every form, whatever a public catalogue says about a cookie of the same name
     elsewhere; the site's own `categories` still win.
     """
-    declared = {pattern for category in config.categories for pattern in category.cookies}
-    missing = tuple(dict.fromkeys(name for name in names if name not in declared))
+    exact = {name for category in config.categories for name in category.exact_names}
+    prefixes = tuple(prefix for category in config.categories for prefix in category.prefixes)
+    missing = tuple(dict.fromkeys(name for name in names if name not in exact and not name.startswith(prefixes)))
     if not missing:
         return config
     categories = tuple(

@@ -26,6 +26,7 @@ def init_app(app: Quart) -> None:
 
     @app.context_processor
     async def _consent_context() -> dict[str, Any]:
-        consent: Consent = g.consent
-
+        consent: Consent | None = g.get("consent")
+        if consent is None:  # a template rendered outside a request (a background task, a CLI command)
+            return {}
         return {"consent": consent, "consent_allows": consent.allows}

@@ -221,3 +221,10 @@ async def test_a_site_that_files_a_django_cookie_itself_keeps_its_choice(
     middleware = django_gate(categories={"preferences": {"cookies": ["django_language"]}})
     assert middleware.classifier.category("django_language") == "preferences"
     assert middleware.classifier.category("sessionid") == "necessary"
+
+
+async def test_a_site_prefix_covering_a_django_name_keeps_its_choice(
+    django_gate: Callable[..., CookieGateMiddleware],
+) -> None:
+    middleware = django_gate(categories={"preferences": {"cookies": ["django_lang*"]}})
+    assert middleware.classifier.category("django_language") == "preferences"

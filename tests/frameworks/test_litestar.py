@@ -63,6 +63,7 @@ def litestar_app(*middleware: DefineMiddleware) -> Litestar:
         [index, decision, add_to_cart],
         middleware=[session.middleware, *middleware],
         csrf_config=CSRFConfig(secret="litestar-csrf-secret-0123456789"),
+        logging_config=None,  # Litestar would otherwise configure logging for the whole test process
     )
 
 

@@ -17,8 +17,9 @@ messages work for a visitor who refused everything.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Unpack
 
 from cookie_gate.asgi import ASGIApp
@@ -48,7 +49,7 @@ def gate(
     application: ASGIApp,
     secret_key: str | Sequence[str] | None = None,
     *,
-    config: str | Config | dict[str, Any] | None = None,
+    config: str | os.PathLike[str] | Config | Mapping[str, Any] | None = None,
     clock: Clock = time.time,
     **options: Unpack[Options],
 ) -> CookieGateMiddleware:
