@@ -437,61 +437,74 @@ class _Page:
         self._rewriter = rewriter
         self._on_overrun = on_overrun
         self._complete = False
-        declared = None
-        if rewriter.length_at >= 0:
-            declared = _declared_length(start["headers"][rewriter.length_at][1])
-        self._declared = declared if declared is not None and declared <= MAX_HELD_BODY else None
-        self._held: list[bytes] = []
+        #: The declared length while the body is held (read at the first piece that is not the last).
+        self._declared = 0
+        self._held: list[bytes] | None = None
         self._received = 0
 
     async def send(self, message: Message, send: Send) -> bool:
-        """Forward `message` as rewritten; True once the page is complete and the rest passes as it is."""
+        """Forward `message` as rewritten; True once the response needs no more attention from the page."""
         start = self._start
         if message["type"] != "http.response.body":
             if start is not None:
-                if not self._held:
+                if self._held is None:
                     # Something other than a body came first: send the page as the app made it.
                     await send(start)
                     await send(message)
                     return True
-                await self._release(start, {"type": "http.response.body"}, b"".join(self._held), True, send)
+                piece = {"type": "http.response.body", "more_body": True}
+                await self._release(start, piece, b"".join(self._held), True, send)
             await send(message)
             return False
         chunk = message.get("body", b"")
         more = message.get("more_body", False)
-        if self._complete:
-            if chunk:
-                self._on_overrun()
-                message = {**message, "body": b""}
-            await send(message)
-            return not more
         if start is None:
-            await send({**message, "body": self._rewriter.feed(chunk, more)})
+            if self._complete:
+                if chunk:
+                    self._on_overrun()
+                    message = {**message, "body": b""}
+                await send(message)
+            else:
+                await send({**message, "body": self._rewriter.feed(chunk, more)})
             return not more
-        declared = self._declared
-        if declared is not None:
-            self._received += len(chunk)
-            if more and self._received < declared:
-                self._held.append(chunk)
+        held = self._held
+        if not more:
+            # The whole page (or its rest) is here, the common case of one message: its length can be exact.
+            self._start = None
+            rewriter = self._rewriter
+            body = rewriter.feed(chunk if held is None else b"".join([*held, chunk]), False)
+            await send(_sized(start, body, False, rewriter))
+            await send({**message, "body": body})
+            return True
+        if held is None:
+            at = self._rewriter.length_at
+            declared = _declared_length(start["headers"][at][1]) if at >= 0 else None
+            if declared is None or declared > MAX_HELD_BODY:
+                await self._release(start, message, chunk, True, send)  # a stream: never held
                 return False
-            if self._held:
-                self._held.append(chunk)
-                chunk = b"".join(self._held)
-            if self._received == declared:
-                # The whole declared body is here: one message of exact length, whatever follows.
-                await self._release(start, message, chunk, False, send)
-                self._complete = more
-                return not more
-        await self._release(start, message, chunk, more, send)
-        return not more
+            self._declared = declared
+            self._held = held = []
+        declared = self._declared
+        self._received += len(chunk)
+        held.append(chunk)
+        if self._received < declared:
+            return False
+        chunk = b"".join(held)
+        if self._received == declared:
+            # The whole declared body is here: one message of exact length; the app's last (empty) one follows.
+            self._complete = True
+            await self._release(start, message, chunk, False, send)
+            return False
+        await self._release(start, message, chunk, True, send)  # more than declared: stream the rest
+        return False
 
     async def _release(self, start: Message, message: Message, chunk: bytes, more: bool, send: Send) -> None:
         """Send the start, sized for what is known now, and the first rewritten chunk; stream from here on."""
         self._start = None
-        self._held = []
+        self._held = None
         body = self._rewriter.feed(chunk, more)
         await send(_sized(start, body, more, self._rewriter))
-        await send({**message, "body": body, "more_body": message.get("more_body", more)})
+        await send({**message, "body": body})
 
 
 def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:
