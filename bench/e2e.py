@@ -61,7 +61,7 @@ from bench.apps import (
     cookie_categories,
     revision,
 )
-from bench.harness import CONSENT_BODY, CONSENT_PATH, Visitor, check_response, first_cookie, make_visitors
+from bench.harness import CONSENT_BODY, CONSENT_PATH, Visitor, check_response, kept_cookie, make_visitors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -216,7 +216,7 @@ def e2e_visitors(gate_port: int, stacks: dict[Stack, ASGIApp]) -> tuple[Visitor,
     status, answer, body = fetch(gate_port, CONSENT_PATH, headers, "POST", CONSENT_BODY)
     if status != 200:
         raise RuntimeError(f"consent POST to the gated server answered {status}: {body[:200]!r}")
-    consent = first_cookie((v for k, v in answer if k == b"set-cookie"), "cookie_gate")
+    consent = kept_cookie((v for k, v in answer if k == b"set-cookie"), "cookie_gate")
     return undecided, Visitor("consented", f"{undecided.cookie}; {consent}")
 
 

@@ -136,6 +136,14 @@ def first_cookie(set_cookies: Iterable[bytes], name: str) -> str:
     raise RuntimeError(f"no Set-Cookie for {name!r}")
 
 
+def kept_cookie(set_cookies: Iterable[bytes], name: str) -> str:
+    """`name=value` from the last Set-Cookie for `name`: what the browser keeps.
+
+    The consent endpoint deletes stray copies of its cookie under other Domains first.
+    """
+    return first_cookie(reversed(list(set_cookies)), name)
+
+
 def consent_request_headers(cookie: str) -> RawHeaders:
     """What the banner's script sends when the visitor saves a choice (same-origin JSON POST)."""
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in BROWSER_HEADERS]
@@ -162,7 +170,7 @@ async def make_visitors(stacks: dict[Stack, ASGIApp]) -> tuple[Visitor, Visitor]
     answer = await call(gate, make_scope(CONSENT_PATH, consent_request_headers(undecided.cookie), "POST"), CONSENT_BODY)
     if answer.status != 200:
         raise RuntimeError(f"consent POST answered {answer.status}: {answer.body[:200]!r}")
-    consent = first_cookie(answer.header_values(b"set-cookie"), gate.config.cookie_name)
+    consent = kept_cookie(answer.header_values(b"set-cookie"), gate.config.cookie_name)
     # A returning visitor also sends back the visit counter its first page view set, as a browser
     # would; without it every request would be a first visit and sign a new counter.
     first_view = await call(gate, make_scope("/page", Visitor("x", f"{undecided.cookie}; {consent}").headers))

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 
 from cookie_gate.asgi import Scope, Send, header, respond, respond_error, respond_json
+from cookie_gate.classify import TRUNCATED
 from cookie_gate.clock import Clock
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
@@ -71,7 +72,8 @@ class Dashboard:
         if subpath == "/stats.json":
             await respond_json(send, 200, report, private, head_only=scope["method"] == "HEAD")
             return
-        page = _page(report).encode("utf-8")
+        inventory = await anyio.to_thread.run_sync(self._store.inventory)
+        page = _page(report, inventory).encode("utf-8")
         headers = [(b"cache-control", b"no-store"), (b"content-security-policy", _CSP), *private]
         await respond(send, 200, page, b"text/html; charset=utf-8", headers, head_only=scope["method"] == "HEAD")
 
@@ -102,7 +104,7 @@ def _days(query: bytes) -> int | None:
     return int(text)
 
 
-def _page(report: Mapping[str, Any]) -> str:
+def _page(report: Mapping[str, Any], inventory: Sequence[tuple[str, str, str, str, str]] = ()) -> str:
     period = report["period"]
     frequency = report["visit_frequency"]
     totals = "".join(
@@ -136,7 +138,7 @@ def _page(report: Mapping[str, Any]) -> str:
         ("Consent decisions", report["consent"]["decisions"]),
         ("Accepted categories", report["consent"]["accepted"]),
     ]
-    body = "".join(_table(title, values) for title, values in sections)
+    body = "".join(_table(title, values) for title, values in sections) + _cookies(inventory)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
         'content="width=device-width, initial-scale=1"><title>cookie_gate statistics</title>'
@@ -146,6 +148,29 @@ def _page(report: Mapping[str, Any]) -> str:
         f'<a href="?days=7">7 days</a> · <a href="?days=30">30 days</a> · <a href="?days=90">90 days</a> · '
         f'<a href="admin/stats.json?days={period["days"]}">JSON</a></p>'
         f'<div class="totals">{totals}</div>{body}</body></html>'
+    )
+
+
+def _cookies(inventory: Sequence[tuple[str, str, str, str, str]]) -> str:
+    """The cookie inventory, suspected trackers first, each with the heuristic's reason."""
+    truncated = [row for row in inventory if row[0] == TRUNCATED]
+    rows = sorted(
+        (row for row in inventory if row[0] != TRUNCATED),
+        key=lambda row: (not row[2].startswith("suspected tracker"), row[1], row[0]),
+    )
+    lines = "".join(
+        f'<tr><th scope="row">{escape(name)}</th><td>{escape(category)}</td>'
+        f"<td>{'<strong>' if source.startswith('suspected tracker') else ''}{escape(source)}"
+        f"{'</strong>' if source.startswith('suspected tracker') else ''}</td>"
+        f'<td class="n">{escape(first)}</td><td class="n">{escape(last)}</td></tr>'
+        for name, category, source, first, last in rows
+    )
+    note = f"<p>Truncated: {escape(truncated[0][2])}.</p>" if truncated else ""
+    head = "<tr><th>cookie</th><th>category</th><th>filed by</th><th>first seen</th><th>last seen</th></tr>"
+    return (
+        f"<h2>Cookies seen ({len(rows)})</h2>{note}<p>Override any filing in the config file, e.g. "
+        '<code>[categories.necessary] cookies = ["name"]</code>.</p>'
+        f"<table>{head}{lines or '<tr><td>none yet</td></tr>'}</table>"
     )
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["NameMatcher", "builtin_catalog"]
+__all__ = ["CatalogueRule", "NameMatcher", "builtin_catalog", "explain"]
 
 _CATEGORIES = frozenset({"necessary", "preferences", "analytics", "marketing"})
 
@@ -43,20 +44,20 @@ class NameMatcher:
     for the exact table plus one per *distinct* prefix length (a few dozen),
     however many rules there are; no pattern is scanned. There is no cache
     here: the caller keeps an LRU keyed on the name.
+
+    Suffixes come last (Rails names its session cookie ``_<app>_session``): a
+    name that an exact rule or a prefix knows is never filed by its ending.
     """
 
-    __slots__ = ("_by_length", "_exact", "_prefix_count")
+    __slots__ = ("_by_length", "_exact", "_prefix_count", "_suffixes")
 
-    def __init__(self, exact: Mapping[str, str], prefixes: Mapping[str, str]) -> None:
+    def __init__(
+        self, exact: Mapping[str, str], prefixes: Mapping[str, str], suffixes: Mapping[str, str] | None = None
+    ) -> None:
         self._exact: dict[str, str] = dict(exact)
         self._prefix_count = len(prefixes)
-        by_length: dict[int, dict[str, str]] = {}
-        for prefix, category in prefixes.items():
-            by_length.setdefault(len(prefix), {})[prefix] = category
-        # Longest first, so the first hit is the most specific rule.
-        self._by_length: tuple[tuple[int, dict[str, str]], ...] = tuple(
-            (length, by_length[length]) for length in sorted(by_length, reverse=True)
-        )
+        self._by_length = _by_length(prefixes)
+        self._suffixes = _by_length(suffixes or {})
 
     def category(self, name: str) -> str | None:
         """The category for cookie ``name``, or None if no rule knows it."""
@@ -69,10 +70,35 @@ class NameMatcher:
                 found = group.get(name[:length])
                 if found is not None:
                     return found
+        for length, group in self._suffixes:
+            if length <= size:
+                found = group.get(name[size - length :])
+                if found is not None:
+                    return found
+        return None
+
+    def rule(self, name: str) -> tuple[str, str] | None:
+        """Which rule files ``name``: ("exact" | "prefixes" | "suffixes", the pattern), for explanations."""
+        if name in self._exact:
+            return "exact", name
+        for kind, groups in (("prefixes", self._by_length), ("suffixes", self._suffixes)):
+            for length, group in groups:
+                if length <= len(name):
+                    part = name[:length] if kind == "prefixes" else name[len(name) - length :]
+                    if part in group:
+                        return kind, part
         return None
 
     def __repr__(self) -> str:
         return f"NameMatcher({len(self._exact)} exact, {self._prefix_count} prefixes)"
+
+
+def _by_length(patterns: Mapping[str, str]) -> tuple[tuple[int, dict[str, str]], ...]:
+    """Patterns grouped by length, longest first, so the first hit is the most specific rule."""
+    groups: dict[int, dict[str, str]] = {}
+    for pattern, category in patterns.items():
+        groups.setdefault(len(pattern), {})[pattern] = category
+    return tuple((length, groups[length]) for length in sorted(groups, reverse=True))
 
 
 def _decode(table: object, codes: Mapping[str, str], what: str) -> dict[str, str]:
@@ -87,6 +113,14 @@ def _decode(table: object, codes: Mapping[str, str], what: str) -> dict[str, str
     return out
 
 
+def _load() -> dict[str, object]:
+    text = resources.files("cookie_gate").joinpath("data").joinpath("catalog.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("catalog.json: top level must be an object")
+    return data
+
+
 @functools.cache
 def builtin_catalog() -> NameMatcher:
     """The shipped catalogue, parsed once per process.
@@ -94,14 +128,55 @@ def builtin_catalog() -> NameMatcher:
     Loaded through ``importlib.resources`` so it works from a wheel, a zip or a
     source checkout alike.
     """
-    text = resources.files("cookie_gate").joinpath("data").joinpath("catalog.json").read_text(encoding="utf-8")
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError("catalog.json: top level must be an object")
+    data = _load()
     raw_codes = data.get("codes", {})
     if not isinstance(raw_codes, dict) or not all(
         isinstance(code, str) and category in _CATEGORIES for code, category in raw_codes.items()
     ):
         raise ValueError("catalog.json: 'codes' must map codes to known categories")
     codes: dict[str, str] = {**{category: category for category in _CATEGORIES}, **raw_codes}
-    return NameMatcher(_decode(data.get("exact"), codes, "exact"), _decode(data.get("prefixes"), codes, "prefixes"))
+    return NameMatcher(
+        _decode(data.get("exact"), codes, "exact"),
+        _decode(data.get("prefixes"), codes, "prefixes"),
+        _decode(data.get("suffixes", {}), codes, "suffixes"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueRule:
+    """Why the catalogue files a name as it does, or why it deliberately does not."""
+
+    #: "exact", "prefixes" or "suffixes"; "ignored" for a source row the build chose not to use.
+    kind: str
+    #: The name, prefix or suffix of the rule.
+    pattern: str
+    #: The category the rule gives; None for an ignored row.
+    category: str | None
+    #: The source, in words: the data set and row, or the vendor's or framework's documentation.
+    reason: str
+
+
+@functools.cache
+def _reasons() -> tuple[tuple[str, ...], dict[str, dict[str, int]]]:
+    """The build's attribution table; only the command line reads it, so it is loaded on demand."""
+    why = _load().get("why", {})
+    if not isinstance(why, dict):
+        return (), {}
+    reasons = tuple(str(reason) for reason in why.get("reasons", []))
+    tables = {kind: table for kind, table in why.items() if kind != "reasons" and isinstance(table, dict)}
+    return reasons, tables
+
+
+def explain(name: str) -> CatalogueRule | None:
+    """The built-in rule that files ``name``, or the source row the build ignored for it, or None."""
+    reasons, tables = _reasons()
+    found = builtin_catalog().rule(name)
+    if found is not None:
+        kind, pattern = found
+        index = tables.get(kind, {}).get(pattern)
+        reason = reasons[index] if index is not None and 0 <= index < len(reasons) else "built-in catalogue"
+        return CatalogueRule(kind, pattern, builtin_catalog().category(name), reason)
+    index = tables.get("ignored", {}).get(name)
+    if index is not None and 0 <= index < len(reasons):
+        return CatalogueRule("ignored", name, None, reasons[index])
+    return None

@@ -13,8 +13,10 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from cookie_gate.classify import CookieClassifier
+from cookie_gate.catalog import explain
+from cookie_gate.classify import SUSPECT_CATEGORY, TRUNCATED, CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
 from cookie_gate.stats.clock import SiteClock
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     if args.command == "check-config":
         print(_summary(config))
     elif args.command == "cookies" and args.names:
-        print(_lookup(config, args.names))
+        print(_lookup(config, args.names, _seen(config, args.names)))
     else:
         return _with_store(config, args, clock)
     return 0
@@ -108,26 +110,95 @@ def _declarations(config: Config) -> str:
     lines = [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
     lines.append("")
     lines.append(
-        "Other names are filed by the built-in catalogue (Open Cookie Database, CookieBlock); "
-        f"unknown names: {'necessary' if config.unknown_cookies == 'allow' else 'blocked'}."
+        "Other names are filed by the built-in catalogue (Open Cookie Database, CookieBlock, vendors' and "
+        f"frameworks' documentation); unknown names: {_UNKNOWN_POLICY[config.unknown_cookies]}."
     )
     return "\n".join(lines)
+
+
+_UNKNOWN_POLICY = {
+    "allow": "necessary (suspected trackers are only marked)",
+    "suspect": f"suspected trackers refused as {SUSPECT_CATEGORY}, the others necessary",
+    "block": "blocked",
+}
 
 
 def _inventory(rows: Sequence[tuple[str, str, str, str, str]]) -> str:
     if not rows:
         return "\nNo cookies seen yet (the inventory fills as requests and responses pass the gateway)."
+    truncated = [row for row in rows if row[0] == TRUNCATED]
+    rows = [row for row in rows if row[0] != TRUNCATED]
     header = ("cookie", "category", "filed by", "first seen", "last seen")
     width = [max(len(r[i]) for r in (*rows, header)) for i in range(4)]
     lines = ["", f"Cookies seen on this site ({len(rows)})"]
+    if truncated:
+        lines.append(f"  (truncated: {truncated[0][2]})")
     for row in (header, *rows):
         lines.append("  " + "  ".join(f"{row[i]:<{width[i]}}" for i in range(4)) + f"  {row[4]}")
     return "\n".join(lines)
 
 
-def _lookup(config: Config, names: Sequence[str]) -> str:
+def _seen(config: Config, names: Sequence[str]) -> dict[str, str]:
+    """What the inventory recorded about these names (the heuristic's verdict), if the store is reachable.
+
+    A SQLite store that does not exist yet has seen nothing, and is not created by a look-up.
+    """
+    scheme, _, path = config.store.partition(":///")
+    if scheme == "sqlite" and not Path(path).exists():
+        return {}
+    try:
+        store = open_store(config.store)
+    except StoreError:
+        return {}
+    try:
+        wanted = set(names)
+        return {row[0]: row[2] for row in store.inventory() if row[0] in wanted}
+    except StoreError:
+        return {}
+    finally:
+        store.close()
+
+
+def _lookup(config: Config, names: Sequence[str], seen: dict[str, str]) -> str:
+    """Who files each name, by which rule and from which source, and how the admin overrides it."""
     classifier = CookieClassifier(config)
-    return "\n".join(f"{name}\t{classifier.category(name)}\t({classifier.source(name)})" for name in names)
+    blocks = []
+    for name in names:
+        category, source = classifier.category(name), classifier.source(name)
+        suspected = source == "unknown" and seen.get(name, "").startswith("suspected tracker")
+        if suspected and config.unknown_cookies == "suspect":
+            category = SUSPECT_CATEGORY  # what the gateway does with it, once it has seen it
+        lines = [f"{name}: {category}"]
+        if source == "gateway":
+            lines.append("  filed by: the gateway itself (the consent choice or the visit counter)")
+        elif source == "site":
+            lines.append("  filed by: your configuration ([categories.*] cookies)")
+        else:
+            rule = explain(name)
+            if source == "catalogue" and rule is not None:
+                lines.append(f"  filed by: the built-in catalogue, {_RULE_WORDS[rule.kind]} {rule.pattern!r}")
+                lines.append(f"  source: {rule.reason}")
+            else:
+                lines.append(
+                    f"  filed by: nobody declared it; unknown names: {_UNKNOWN_POLICY[config.unknown_cookies]}"
+                )
+                if rule is not None:
+                    lines.append(f"  not filed from: {rule.reason}")
+                if suspected:
+                    lines.append(f"  heuristic: {seen[name]}")
+                else:
+                    lines.append(
+                        "  heuristic: not suspected from what the gateway has seen"
+                        if name in seen
+                        else "  heuristic: the gateway has not seen it yet"
+                    )
+        other = "analytics" if category == "necessary" else "necessary"
+        lines.append(f'  to file it yourself, in the config file: [categories.{other}] cookies = ["{name}"]')
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+_RULE_WORDS = {"exact": "exact name", "prefixes": "prefix", "suffixes": "suffix"}
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from cookie_gate.consent import NECESSARY
+from cookie_gate.hosts import host_pattern_problem
 from cookie_gate.texts import BUILT_IN, KEYS
 
 Mode = Literal["opt-in", "opt-out"]
-UnknownCookies = Literal["allow", "block"]
+UnknownCookies = Literal["allow", "suspect", "block"]
 SettingsButton = Literal["bottom-left", "bottom-right", "off"]
 LOCALES = ("ko", "en")
 MIN_PREFIX_LENGTH = 3
@@ -135,6 +136,9 @@ class Config:
     mount_path: str = "/_cookie_gate"
     unknown_cookies: UnknownCookies = "allow"
     allowed_origins: tuple[str, ...] = ()
+    #: Hosts whose refused cookies are also expired under parent `Domain`s (`example.com`,
+    #: `.example.com` with its subdomains, `*`); empty: every valid host name.
+    allowed_hosts: tuple[str, ...] = ()
     store: str = DEFAULT_STORE
     admin_token: str | None = None
     privacy_policy_url: str | None = None
@@ -189,6 +193,7 @@ class Options(TypedDict, total=False):
     mount_path: str
     unknown_cookies: UnknownCookies
     allowed_origins: Sequence[str]
+    allowed_hosts: Sequence[str]
     privacy_policy_url: str
     inject_banner: bool
     max_body_bytes: int
@@ -217,6 +222,7 @@ _SIMPLE_KEYS = {
     "mount_path",
     "unknown_cookies",
     "allowed_origins",
+    "allowed_hosts",
     "store",
     "admin_token",
     "privacy_policy_url",
@@ -305,11 +311,12 @@ def _from_settings(settings: Mapping[str, Any]) -> Config:
             "missing: pass secret_key=... or set COOKIE_GATE_SECRET_KEY (comma-separated to rotate, newest first)",
         )
     values: dict[str, Any] = {"secret_keys": _secret_keys(settings["secret_key"])}
-    for key in _SIMPLE_KEYS - {"secret_key", "categories", "allowed_origins", "texts"}:
+    for key in _SIMPLE_KEYS - {"secret_key", "categories", "allowed_origins", "allowed_hosts", "texts"}:
         if key in settings:
             values[key] = settings[key]
-    if "allowed_origins" in settings:
-        values["allowed_origins"] = tuple(_string_list("allowed_origins", settings["allowed_origins"]))
+    for key in ("allowed_origins", "allowed_hosts"):
+        if key in settings:
+            values[key] = tuple(_string_list(key, settings[key]))
     if "categories" in settings:
         values["categories"] = _categories(settings["categories"])
     if "texts" in settings:
@@ -413,7 +420,7 @@ def _categories(value: Any) -> tuple[Category, ...]:
 
 def _validate(config: Config) -> Config:
     _choice("mode", config.mode, ("opt-in", "opt-out"))
-    _choice("unknown_cookies", config.unknown_cookies, ("allow", "block"))
+    _choice("unknown_cookies", config.unknown_cookies, ("allow", "suspect", "block"))
     if not isinstance(config.policy_version, str) or not _POLICY_VERSION.match(config.policy_version):
         raise ConfigError("policy_version", "must be 1-32 characters of letters, digits, '.', '_' or '-'")
     for key in (
@@ -434,6 +441,15 @@ def _validate(config: Config) -> Config:
         not isinstance(config.cookie_domain, str) or not re.match(r"^\.?[a-z0-9.-]+$", config.cookie_domain)
     ):
         raise ConfigError("cookie_domain", "must be a lower-case host name such as 'example.com'")
+    if config.cookie_domain is not None and config.cookie_name.lower().startswith("__host-"):
+        raise ConfigError(
+            "cookie_domain",
+            f"cannot be used with cookie_name {config.cookie_name!r}: browsers refuse a __Host- cookie with a Domain",
+        )
+    for index, pattern in enumerate(config.allowed_hosts):
+        problem = host_pattern_problem(pattern) if isinstance(pattern, str) else "must be a string"
+        if problem is not None:
+            raise ConfigError(f"allowed_hosts[{index}]", f"{pattern!r} {problem}")
     _validate_mount_path(config.mount_path)
     for index, origin in enumerate(config.allowed_origins):
         parts = urlsplit(origin)
@@ -444,8 +460,10 @@ def _validate(config: Config) -> Config:
         raise ConfigError("store", "must be a URL starting with sqlite:/// or postgresql://")
     if config.admin_token is not None and (not isinstance(config.admin_token, str) or len(config.admin_token) < 16):
         raise ConfigError("admin_token", "must be a string of at least 16 characters")
-    if config.privacy_policy_url is not None and not isinstance(config.privacy_policy_url, str):
-        raise ConfigError("privacy_policy_url", "must be a string")
+    for key in _URL_KEYS:
+        url = getattr(config, key)
+        if url is not None and (not isinstance(url, str) or not _is_link(url)):
+            raise ConfigError(key, f"{url!r} is not an http(s) URL nor a local path such as '/privacy'")
     for key in ("inject_banner", "statistics", "daily_visitor_hash"):
         if not isinstance(getattr(config, key), bool):
             raise ConfigError(key, "must be true or false")
@@ -466,6 +484,27 @@ def _validate(config: Config) -> Config:
         raise ConfigError("default_locale", f"must be one of the banner's locales: {', '.join(config.texts)}")
     _validate_categories(config.categories)
     return config
+
+
+#: Settings the banner turns into links.
+_URL_KEYS = ("privacy_policy_url",)
+
+
+def _is_link(url: str) -> bool:
+    """An absolute http(s) URL with a host, or a local path: never `javascript:`, `//host` or `/\\host`.
+
+    Browsers drop tabs and newlines inside URLs and read a backslash as a slash, so
+    any control character, space or backslash is refused rather than reasoned about.
+    """
+    if not url or any(ord(c) <= 0x20 or c in "\x7f\\" for c in url):
+        return False
+    if url.startswith("/"):
+        return not url.startswith("//")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and url.lower().startswith(parts.scheme + "://")
 
 
 def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -58,6 +58,23 @@ class Consent:
         return category in self.categories
 
 
+def strictest(decisions: Sequence[Decision]) -> Decision:
+    """One decision for several valid consent cookies: only what every one of them allows.
+
+    A browser may hold several (one tossed from a sibling subdomain with `Domain`, one
+    with a longer `Path`), and which comes first in its `Cookie` header is no sign of
+    which is the visitor's. The first one that allows nothing beyond what all allow
+    stands whole; when each allows something another refuses, the common categories
+    stand under the earliest decision's id and time.
+    """
+    common = frozenset.intersection(*(d.accepted for d in decisions))
+    for decision in decisions:
+        if decision.accepted == common:
+            return decision
+    earliest = min(decisions, key=lambda d: d.decided_at)
+    return Decision(common, earliest.policy_version, earliest.decided_at, earliest.consent_id)
+
+
 def new_consent_id() -> str:
     """A random id that links a visitor's decisions in the log, and nothing else."""
     return secrets.token_urlsafe(12)

@@ -13,15 +13,24 @@ round-trip exactly and can never raise.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from collections.abc import Callable, Iterable
+
+from cookie_gate.hosts import AllowedHosts, is_ip
 
 _WHITESPACE = b" \t"
 _EXPIRED = b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/"
 _MAX_ATTRIBUTE_VALUE = 1024  # RFC 6265bis: browsers ignore longer attribute values
 _MAX_AGE = re.compile(rb";[ \t]*max-age[ \t]*=([^;]*)")  # applied to the lower-cased value
 _INTEGER = re.compile(rb"-?[0-9]+")
+#: More deletions than this in one response would only bloat it (see `expiries`).
+MAX_EXPIRED_PER_RESPONSE = 32
+#: Bytes of deletions in one response: reverse proxies often hold response headers in 4-8 KiB.
+MAX_EXPIRY_BYTES = 8192
+#: Domain attributes a cookie is expired under besides host-only (see `DomainVariants`).
+MAX_DOMAIN_ATTRIBUTES = 4
+#: RFC 6265bis 5.6: browsers ignore a cookie whose name and value exceed this together.
+MAX_COOKIE_NAME = 4096
 
 
 def cookie_segments(header: bytes) -> list[tuple[str, bytes]]:
@@ -104,48 +113,70 @@ def _deletes(attributes: bytes) -> bool:
     return max_age is not None and int(max_age) <= 0
 
 
-def request_host(raw_host: bytes) -> str:
-    """Lower-cased host name from a `Host` header value, port and brackets removed."""
-    host = raw_host.decode("latin-1").strip().lower()
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host[1:]
-    if host.count(":") == 1:
-        host = host.partition(":")[0]
-    return host.rstrip(".")
-
-
 class DomainVariants:
     """Every `Domain` under which a cookie visible to a host may have been stored.
 
     A cookie can only be deleted with the Domain (and Path) it was set with, and the
     `Cookie` header does not say which. Browsers refuse a Domain that is a public
     suffix (`.co.kr`), so the walk up the name stops at the registrable domain given
-    by the public suffix list. IP addresses and bare names only have host-only cookies.
+    by the public suffix list. IP addresses, bare names, hosts `request_host` found
+    invalid ("") and hosts outside `allowed` only have host-only cookies.
+
+    A deep host would multiply every deletion by its depth, so at most
+    `MAX_DOMAIN_ATTRIBUTES` Domains are named: the host itself, and the registrable
+    domain with the names just below it, where scripts set their cookies.
     """
 
-    def __init__(self, registrable_domain: Callable[[str], str | None]) -> None:
+    def __init__(self, registrable_domain: Callable[[str], str | None], allowed: AllowedHosts | None = None) -> None:
         self._registrable_domain = registrable_domain
+        self._allowed = AllowedHosts() if allowed is None else allowed
         self.domains = functools.lru_cache(maxsize=1024)(self._domains)
 
     def _domains(self, host: str) -> tuple[str, ...]:
         """Domain attribute values to expire under; "" stands for host-only."""
-        if not host or _is_ip(host):
+        if not host or is_ip(host) or not self._allowed.allows(host):
             return ("",)
         registrable = self._registrable_domain(host)
         if registrable is None:
             return ("",)
         registrable = registrable.lower()
-        variants = [""]
+        chain = []
         labels = host.split(".")
         for start in range(len(labels)):
             candidate = ".".join(labels[start:])
-            variants.append(candidate)
+            chain.append(candidate)
             if candidate.lower() == registrable:
-                return tuple(variants)
+                if len(chain) > MAX_DOMAIN_ATTRIBUTES:
+                    chain = [chain[0], *chain[1 - MAX_DOMAIN_ATTRIBUTES :]]
+                return ("", *chain)
         # The registrable domain is not a label suffix of the host (a host not passed
         # through `request_host`, e.g. `Example.COM` or `example.com.`): walking on
         # would reach the public suffix (`COM`) and beyond, so keep to host-only.
         return ("",)
+
+
+def expiries(names: Iterable[str], domains: tuple[str, ...], secure: bool) -> list[bytes]:
+    """`Set-Cookie` values expiring the first of `names` a response can carry.
+
+    At most `MAX_EXPIRED_PER_RESPONSE` cookies, each under every one of `domains`, and
+    no more than `MAX_EXPIRY_BYTES` of them once the first is in; the rest go on the
+    next responses, since refused cookies are expired for as long as they come back.
+    A name longer than a browser stores (`MAX_COOKIE_NAME`) was never a cookie and is
+    passed over.
+    """
+    headers: list[bytes] = []
+    size = count = 0
+    for name in names:
+        if len(name) > MAX_COOKIE_NAME:
+            continue
+        values = expiring_set_cookies(name, domains, secure)
+        cost = sum(map(len, values))
+        if count == MAX_EXPIRED_PER_RESPONSE or (headers and size + cost > MAX_EXPIRY_BYTES):
+            break
+        headers.extend(values)
+        size += cost
+        count += 1
+    return headers
 
 
 def expiring_set_cookies(name: str, domains: tuple[str, ...], secure: bool) -> list[bytes]:
@@ -167,11 +198,3 @@ def expiring_set_cookies(name: str, domains: tuple[str, ...], secure: bool) -> l
         domain_attr = b"; Domain=" + domain.encode("latin-1") if domain else b""
         headers.append(raw_name + b"=" + tail + domain_attr)
     return headers
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
@@ -25,12 +26,17 @@ from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, new_consent_id
-from cookie_gate.cookies import DomainVariants, expiring_set_cookies, request_host
+from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, expiries, expiring_set_cookies
+from cookie_gate.hosts import request_host
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
+from cookie_gate.withdrawals import Withdrawals
 
+logger = logging.getLogger("cookie_gate.consent")
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
+#: Consent cookies one request can withdraw or show: a browser holds one, or a few tossed beside it.
+MAX_CONSENT_COOKIES = 4
 _STATIC_TYPES = {"banner.js": b"text/javascript; charset=utf-8", "banner.css": b"text/css; charset=utf-8"}
 
 
@@ -58,6 +64,7 @@ class Endpoints:
         variants: DomainVariants,
         store: SQLStore,
         clock: Clock,
+        withdrawals: Withdrawals | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
@@ -68,6 +75,12 @@ class Endpoints:
         self._optional = frozenset(config.optional_categories)
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
         self.store = store
+        self._withdrawals = Withdrawals() if withdrawals is None else withdrawals
+        name = config.cookie_name.lower()
+        #: Browsers take a `__Host-` or `__Secure-` cookie only with Secure, so only over https.
+        self._needs_https = name.startswith(("__host-", "__secure-"))
+        self._host_only = name.startswith("__host-")
+        self._warned_http = False
         self._dashboard = Dashboard(config.admin_token, store, config.timezone, clock) if config.admin_token else None
         self._static = {name: _load_static(name) for name in _STATIC_TYPES}
 
@@ -111,13 +124,43 @@ class Endpoints:
         return self._visits.resolve(b"; ".join(cookies) if cookies else None, gpc, self._clock())
 
     async def _show(self, scope: Scope, send: Send) -> None:
-        visit = self._visit(scope)
-        history: list[DecisionRecord] = []
-        if visit.consent.consent_id is not None:
-            history = await anyio.to_thread.run_sync(self.store.decisions, visit.consent.consent_id)
-        await respond_json(send, 200, self._record(visit.consent, history))
+        """The record, checked against the log: a withdrawn cookie sent again shows as undecided.
 
-    def _record(self, consent: Consent, history: Iterable[DecisionRecord]) -> dict[str, Any]:
+        The log knows of withdrawals the cookie cannot (a replayed copy, or a withdrawal
+        on another instance); what it says is remembered, so pages agree from then on.
+        An undecided visitor whose cookie was withdrawn sees the history ending in it.
+        """
+        visit = self._visit(scope)
+        for _ in range(MAX_CONSENT_COOKIES):
+            decision = visit.decision
+            if decision is None or not visit.consent.decided:
+                break
+            history = await anyio.to_thread.run_sync(self.store.decisions, decision.consent_id)
+            withdrawn_at = max((r.decided_at for r in history if r.action == "withdraw"), default=None)
+            if withdrawn_at is None or withdrawn_at < decision.decided_at:
+                await respond_json(send, 200, self._record(visit.consent, history))
+                return
+            self._withdrawals.add(decision.consent_id, withdrawn_at)
+            visit = self._visit(scope)
+        withdrawn = [i for i, at in self._sent_decisions(scope) if self._withdrawals.withdrawn(i, at)]
+        history = await anyio.to_thread.run_sync(self.store.decisions, withdrawn[0]) if withdrawn else []
+        await respond_json(send, 200, self._record(visit.consent, history, withdrawn[0] if withdrawn else None))
+
+    def _sent_decisions(self, scope: Scope) -> list[tuple[str, int]]:
+        """(consent id, decided at) of the validly signed consent cookies a request carries."""
+        found: list[tuple[str, int]] = []
+        for name, value in scope["headers"]:
+            if name.lower() != b"cookie":
+                continue
+            for cookie, segment in cookie_segments(value):
+                decision = self._codec.decode(cookie_value(segment)) if cookie == self._config.cookie_name else None
+                if decision is not None and len(found) < MAX_CONSENT_COOKIES:
+                    found.append((decision.consent_id, decision.decided_at))
+        return found
+
+    def _record(
+        self, consent: Consent, history: Iterable[DecisionRecord], consent_id: str | None = None
+    ) -> dict[str, Any]:
         return {
             "decided": consent.decided,
             "mode": self._config.mode,
@@ -126,7 +169,7 @@ class Endpoints:
             "policy_version": consent.policy_version,
             "decided_at": _iso(consent.decided_at),
             "expires_at": _iso(consent.expires_at),
-            "consent_id": consent.consent_id,
+            "consent_id": consent_id or consent.consent_id,
             "history": [
                 {
                     "decided_at": _iso(r.decided_at),
@@ -166,7 +209,7 @@ class Endpoints:
         secure = scope.get("scheme") == "https"
         # "Ask me every visit": a session cookie, so the choice ends with the browser session.
         max_age = None if remember else -1
-        headers: RawHeaders = [(b"set-cookie", self._consent_cookie(self._codec.encode(decision), secure, max_age))]
+        headers = self._consent_headers(scope, self._codec.encode(decision), secure, max_age)
         refused = [name for name, category in visit.sent if category not in decision.accepted]
         headers += self._expire(scope, refused, secure)
         consent = Consent(
@@ -185,24 +228,49 @@ class Endpoints:
             await respond_json(send, 200, {**self._record(consent, history), "remember": remember}, headers)
 
     async def _withdraw(self, scope: Scope, send: Send, as_form_next: str | None) -> None:
+        """Log a withdrawal under every consent id the browser sent and clear every consent cookie.
+
+        Each id is remembered as withdrawn, so a copy of the old cookie sent again is undecided.
+        """
         visit = self._visit(scope)
-        if visit.decision is not None:
-            record = DecisionRecord(
-                visit.decision.consent_id,
-                int(self._clock()),
-                "withdraw",
-                (NECESSARY,),
-                self._config.policy_version,
-                visit.consent.gpc,
-            )
-            await anyio.to_thread.run_sync(self.store.log_decision, record)
+        now = int(self._clock())
+        withdrawn = list(dict.fromkeys(consent_id for consent_id, _ in visit.signed))[:MAX_CONSENT_COOKIES]
+        if withdrawn:
+            records = [
+                DecisionRecord(i, now, "withdraw", (NECESSARY,), self._config.policy_version, visit.consent.gpc)
+                for i in withdrawn
+            ]
+            await anyio.to_thread.run_sync(self._log_all, records)
+            for consent_id in withdrawn:
+                self._withdrawals.add(consent_id, now)
         secure = scope.get("scheme") == "https"
-        headers: RawHeaders = [(b"set-cookie", self._consent_cookie("", secure, max_age=0))]
+        headers = self._consent_headers(scope, "", secure, max_age=0)
         headers += self._expire(scope, [name for name, category in visit.sent if category != NECESSARY], secure)
         if as_form_next is not None:
             await respond(send, 303, headers=[(b"location", as_form_next.encode("utf-8")), *headers])
         else:
             await respond_json(send, 200, self._record(self._visits.undecided(visit.consent.gpc), []), headers)
+
+    def _log_all(self, records: Iterable[DecisionRecord]) -> None:
+        for record in records:
+            self.store.log_decision(record)
+
+    def _consent_headers(self, scope: Scope, value: str, secure: bool, max_age: int | None) -> RawHeaders:
+        """The consent cookie, after deleting it under every other Domain it could be held with.
+
+        A copy tossed from a sibling subdomain (`Domain=example.com`), or left by an earlier
+        `cookie_domain`, would otherwise stand beside the new one and, since conflicting
+        consent cookies allow only what all allow, keep the visitor's new choice from
+        counting. The deletions come first: a browser that keys host-only and Domain
+        cookies alike (RFC 6265 5.3) then still keeps the new cookie.
+        """
+        headers: RawHeaders = []
+        if not self._host_only:
+            own = (self._config.cookie_domain or "").lstrip(".")
+            others = tuple(d for d in self._domains(scope) if d != own)
+            headers += [(b"set-cookie", v) for v in expiring_set_cookies(self._config.cookie_name, others, secure)]
+        headers.append((b"set-cookie", self._consent_cookie(value, secure, max_age)))
+        return headers
 
     def _consent_cookie(self, value: str, secure: bool, max_age: int | None = None) -> bytes:
         """The consent cookie; `max_age` None is the configured lifetime, -1 a session cookie, 0 deletion."""
@@ -214,32 +282,57 @@ class Endpoints:
             parts.insert(2, "Expires=Thu, 01 Jan 1970 00:00:00 GMT")
         if self._config.cookie_domain:
             parts.append(f"Domain={self._config.cookie_domain}")
-        if secure:
+        if secure or self._needs_https:
             parts.append("Secure")
+        if self._needs_https and not secure and not self._warned_http:
+            self._warned_http = True
+            # Sent with Secure all the same: behind a TLS proxy whose headers the server does not
+            # trust, the browser is on https and takes the cookie; on plain http it refuses it.
+            logger.warning(
+                "cookie_gate: cookie_name %r is sent with Secure, but a decision came over http: fine behind an"
+                " https proxy (let the server trust its headers to silence this), otherwise browsers refuse the"
+                " cookie outside localhost and visitors stay undecided",
+                self._config.cookie_name,
+            )
         return "; ".join(parts).encode("latin-1")
 
     def _expire(self, scope: Scope, names: Iterable[str], secure: bool) -> RawHeaders:
+        """Expire `names`, as many as one response may carry (the page path's limits)."""
         unique = [n for n in dict.fromkeys(names) if n and n != self._config.cookie_name]
         if not unique:
             return []
-        domains = self._variants.domains(request_host(header(scope, b"host") or b""))
-        return [(b"set-cookie", value) for name in unique for value in expiring_set_cookies(name, domains, secure)]
+        return [(b"set-cookie", value) for value in expiries(unique, self._domains(scope), secure)]
+
+    def _domains(self, scope: Scope) -> tuple[str, ...]:
+        return self._variants.domains(request_host(header(scope, b"host") or b""))
 
     # -- input -----------------------------------------------------------------------------
 
     def _check_same_origin(self, scope: Scope) -> None:
-        """Refuse writes a third-party page could trigger (CSRF): decisions are the visitor's."""
+        """Refuse writes a third-party page could trigger (CSRF): decisions are the visitor's.
+
+        Origin decides when present, then Sec-Fetch-Site; a browser too old for both
+        still sends a Referer, whose origin must then be the site's own. A client that
+        sends none of them is not a browser a page could drive, and is let through.
+        """
         origin = header(scope, b"origin")
-        site = header(scope, b"sec-fetch-site")
+        host = (header(scope, b"host") or b"").decode("latin-1").strip().lower()
+        own = f"{scope.get('scheme', 'http')}://{host}"
         if origin is not None:
             text = origin.decode("latin-1").strip().lower()
-            host = (header(scope, b"host") or b"").decode("latin-1").strip().lower()
-            own = f"{scope.get('scheme', 'http')}://{host}"
             if text == own or text in self._allowed_origins:
                 return
-            raise BadRequest(403, f"cross-origin request from {text!r} refused; nothing was changed")
-        if site is not None and site.strip().lower() != b"same-origin":
-            raise BadRequest(403, "cross-site request refused (Sec-Fetch-Site); nothing was changed")
+            raise BadRequest(403, f"cross-origin request from {text[:200]!r} refused; nothing was changed")
+        site = header(scope, b"sec-fetch-site")
+        if site is not None:
+            if site.strip().lower() != b"same-origin":
+                raise BadRequest(403, "cross-site request refused (Sec-Fetch-Site); nothing was changed")
+            return
+        referer = header(scope, b"referer")
+        if referer is not None:
+            source = _origin_of(referer)
+            if source != own and source not in self._allowed_origins:
+                raise BadRequest(403, "cross-site request refused (Referer); nothing was changed")
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self._config.max_body_bytes
@@ -352,6 +445,17 @@ def _is_local_path(path: str) -> bool:
         return False
     parts = urlsplit(path)
     return not parts.scheme and not parts.netloc
+
+
+def _origin_of(url: bytes) -> str | None:
+    """The lower-cased `scheme://host[:port]` of an absolute URL, None when it has none."""
+    try:
+        parts = urlsplit(url.decode("latin-1").strip())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _iso(timestamp: int | None) -> str | None:

@@ -1,32 +1,44 @@
 """Streaming rewriting of HTML responses: snippets in, unconsented tags neutralised.
 
 Three edits, all made on bytes as the page streams through:
-- a head snippet (Google Consent Mode's default) right after `<head>`;
+- a head snippet (Google Consent Mode's default) right after `<head>`, or, in a page
+  without one, before the first thing that is not a doctype, comment, whitespace or `<html>`;
 - `<script data-cookie-category="X">` of a category the visitor has not accepted
   becomes `type="text/plain"` and `<iframe data-cookie-category="X" src>` loses its
-  `src` (kept as `data-src`), so nothing of X runs even if banner.js never loads;
-- the banner (or the settings control) before the last `</body>`, or at the end.
+  `src` and `srcdoc` (kept as `data-src`, `data-srcdoc`), so nothing of X runs even if
+  banner.js never loads;
+- the banner (or the settings control) before the last `</body>` of the first chunk
+  that has one, or at the end.
 
-Nothing is buffered beyond a tag cut in two by a chunk boundary (at most 4 KiB): the
-rest of every chunk goes out as soon as it arrives.
+Tags are recognised by the HTML tokenizer's rules (`markup.TagScanner`), so a `>` in a
+quoted attribute, a `/` between attributes, upper case or a tag cut into one-byte chunks
+changes nothing, and a `<script` inside a comment or another script's text is left alone.
+Every byte is looked at a bounded number of times. The last chunk is only tokenised as
+far as its last `data-cookie-category`: a one-chunk page without one costs a single
+search. Nothing is held back beyond a `<script>`/`<iframe>` start tag cut by a chunk
+boundary (at most `MAX_HELD_TAG` bytes) and the few bytes of a cut `</body`.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
+from html import unescape
+
+from cookie_gate.markup import TagScanner, attributes
 
 _MARKER = b"</body"
 _MARKER_ANY_CASE = re.compile(rb"</body", re.IGNORECASE)
-_HEAD = re.compile(rb"<head(?=[\s>/])[^>]*>", re.IGNORECASE)
-_HTML = re.compile(rb"<html(?=[\s>/])[^>]*>", re.IGNORECASE)
-_DOCTYPE = re.compile(rb"<!doctype[^>]*>", re.IGNORECASE)
-_TAGGED = b"data-cookie-category"
-_TAG = re.compile(rb"<(script|iframe)(\s[^>]*)?>", re.IGNORECASE)
-_CATEGORY = re.compile(rb"""\sdata-cookie-category\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
-_TYPE = re.compile(rb"""(\s)type(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'>]+)""", re.IGNORECASE)
-_SRC = re.compile(rb"(\s)src(\s*=)", re.IGNORECASE)
-MAX_HELD_TAG = 4096
+#: Where a `data-cookie-category` attribute may be: the only case-proof bytes are its dashes.
+_CANDIDATE = re.compile(rb"-(?i:cookie-category)")
+_CATEGORY = b"data-cookie-category"
+_SPACE = " \t\n\f\r"
+_SPACE_BYTES = _SPACE.encode()
+MAX_HELD_TAG = 64 * 1024
+logger = logging.getLogger("cookie_gate")
+_oversized_logged = False
+_READ = frozenset((_CATEGORY, b"type", b"src", b"srcdoc"))
 
 
 def _last_marker(chunk: bytes) -> int:
@@ -41,84 +53,198 @@ def _last_marker(chunk: bytes) -> int:
     return last
 
 
-def _unfinished_tag(chunk: bytes) -> int:
-    """Where a tag that the next chunk completes begins, or -1."""
-    index = chunk.rfind(b"<")
-    if index < 0 or chunk.find(b">", index) >= 0 or len(chunk) - index > MAX_HELD_TAG:
-        return -1
-    return index
+def _marker_prefix(chunk: bytes) -> int:
+    """How many bytes at the end of the chunk may begin a `</body` the next chunk ends."""
+    for size in range(min(len(_MARKER) - 1, len(chunk)), 0, -1):
+        if chunk[-size:].lower() == _MARKER[:size]:
+            return size
+    return 0
+
+
+def _last_candidate(data: bytes | bytearray) -> int:
+    last = -1
+    for match in _CANDIDATE.finditer(data):
+        last = match.start()
+    return last
 
 
 class PageRewriter:
     """Per-response state: feed it each body chunk, send what it returns."""
 
-    __slots__ = ("_allowed", "_body", "_head", "_held", "growth", "length_at")
+    __slots__ = (
+        "_allowed",
+        "_body",
+        "_fed",
+        "_head",
+        "_held",
+        "_held_at",
+        "_marker_tail",
+        "_scanner",
+        "growth",
+        "length_at",
+        "oversized",
+    )
 
     def __init__(self, head: bytes, body: bytes, allowed: frozenset[str] | None) -> None:
         self._head = head or None
         self._body = body or None
         #: Categories whose tagged elements may run; None when everything may.
         self._allowed = allowed
-        self._held = b""
+        self._scanner = TagScanner(head_pending=bool(head)) if head or allowed is not None else None
+        self._held = bytearray()  # bytes not sent yet: a tag that may still be rewritten
+        self._held_at = 0  # stream offset of the first held byte
+        self._fed = 0  # stream offset of the end of what has been fed
+        self._marker_tail = b""
         #: How many bytes the page grows by, when that is known before seeing it: not when
         #: tags may be neutralised, which changes the length by an amount nobody knows yet.
         self.growth = None if allowed is not None else len(head) + len(body)
         #: Where the response's Content-Length sits in its (rewritten) headers; -1 for none.
         self.length_at = -1
+        #: Tags longer than `MAX_HELD_TAG` that were neutralised without being seen whole.
+        self.oversized = 0
 
     def feed(self, chunk: bytes, more_body: bool) -> bytes:
-        if self._held:
-            chunk = self._held + chunk
-            self._held = b""
-        if more_body:
-            cut = _unfinished_tag(chunk)
-            if cut >= 0:
-                self._held = chunk[cut:]
-                chunk = chunk[:cut]
-        if self._head is not None:
-            chunk = self._insert_head(chunk, self._head)
-            self._head = None
-        if self._allowed is not None and _TAGGED in chunk:
-            chunk = _TAG.sub(self._neutralise, chunk)
+        if self._scanner is not None:
+            chunk = self._rewrite(chunk, more_body)
         if self._body is not None:
-            index = _last_marker(chunk)
-            if index >= 0:
-                view = memoryview(chunk)
-                chunk = b"".join((view[:index], self._body, view[index:]))
-                self._body = None
-            elif not more_body:
-                chunk += self._body
-                self._body = None
+            chunk = self._insert_body(chunk, more_body)
         return chunk
 
-    @staticmethod
-    def _insert_head(chunk: bytes, snippet: bytes) -> bytes:
-        """After `<head>`; a page without one gets it after `<html>` or the doctype (never before it)."""
-        for pattern in (_HEAD, _HTML, _DOCTYPE):
-            match = pattern.search(chunk)
-            if match is not None:
-                return chunk[: match.end()] + snippet + chunk[match.end() :]
-        return snippet + chunk
+    def _rewrite(self, chunk: bytes, more_body: bool) -> bytes:
+        scanner = self._scanner
+        assert scanner is not None
+        start = self._fed
+        self._fed += len(chunk)
+        data: bytes | bytearray = chunk
+        data_at = start
+        if self._held:
+            self._held += chunk
+            data, data_at = self._held, self._held_at
+        if self._allowed is None:
+            limit = -1  # only the head snippet's place is wanted
+        elif more_body:
+            limit = self._fed
+        else:
+            # The last chunk: nothing after its last candidate can need rewriting.
+            last = _last_candidate(data)
+            limit = data_at + last if last >= 0 else -1
+        if not scanner.scan(chunk, not more_body, limit):
+            self._scanner = None
+        hold = scanner.hold_from if more_body else -1
+        oversized = -1
+        if hold >= 0 and self._fed - hold > MAX_HELD_TAG:
+            self.oversized += 1
+            _log_oversized_once()
+            scanner.release()
+            oversized, hold = hold, -1
+        cut = len(data) if hold < 0 else hold - data_at
+        edits = self._edits(data, data_at, scanner, cut, oversized)
+        if not more_body and self._head is not None:
+            edits.append((cut, cut, self._head))  # nothing but doctype, comments and <html>
+            self._head = None
+        if hold >= 0:
+            if cut == 0 and not edits:
+                if not self._held:
+                    self._held, self._held_at = bytearray(chunk), start
+                return b""
+            self._held, self._held_at = bytearray(data[cut:]), hold
+        elif self._held:
+            self._held = bytearray()
+        if not edits:
+            return data if cut == len(data) and isinstance(data, bytes) else bytes(data[:cut])
+        pieces: list[bytes | memoryview] = []
+        view = memoryview(data)
+        done = 0
+        for begin, finish, replacement in sorted(edits, key=lambda edit: edit[0]):
+            pieces.append(view[done:begin])
+            pieces.append(replacement)
+            done = finish
+        pieces.append(view[done:cut])
+        return b"".join(pieces)
 
-    def _neutralise(self, match: re.Match[bytes]) -> bytes:
-        tag = match.group(0)
-        attributes = match.group(2) or b""
-        found = _CATEGORY.search(attributes)
-        if found is None:
-            return tag
-        category = (found.group(1) or found.group(2) or found.group(3) or b"").decode("latin-1").strip()
-        if self._allowed is not None and category in self._allowed:
-            return tag
-        name = match.group(1)
-        if name.lower() == b"iframe":
-            return b"<" + name + _SRC.sub(rb"\1data-src\2", attributes) + b">"
-        kind = _TYPE.search(attributes)
-        if kind is not None and kind.group(3).strip(b"\"'").lower() == b"text/plain":
-            return tag
-        if kind is not None:
+    def _edits(
+        self, data: bytes | bytearray, data_at: int, scanner: TagScanner, cut: int, oversized: int
+    ) -> list[tuple[int, int, bytes]]:
+        """(begin, end, replacement) within `data[:cut]`: the head snippet and the tags made inert."""
+        edits: list[tuple[int, int, bytes]] = []
+        if scanner.head_at >= 0 and self._head is not None:
+            at = scanner.head_at - data_at
+            edits.append((at, at, self._head))
+            self._head = None
+        for tag in scanner.found:
+            begin, finish = tag.start - data_at, tag.end - data_at
+            replacement = self._neutralised(data[begin:finish], tag.name)
+            if replacement is not None:
+                edits.append((begin, finish, replacement))
+        if oversized >= 0:
+            begin = oversized - data_at
+            name = bytes(data[begin + 1 : begin + 7]).lower()
+            replacement = self._neutralised(data[begin:cut], name, oversized=True)
+            if replacement is not None:
+                edits.append((begin, cut, replacement))
+        return edits
+
+    def _neutralised(self, tag: bytes | bytearray, name: bytes, oversized: bool = False) -> bytes | None:
+        """The tag made inert, or None to keep it: its category is accepted, or it is inert already.
+
+        A tag cut short (`oversized`) may carry its category further on: unless an
+        accepted one is among what was seen, it is neutralised, because letting it run
+        would be a way around the visitor's choice, and a start tag that long is no page's
+        normal markup.
+        """
+        found = attributes(tag, _READ)
+        seen: dict[bytes, int] = {}
+        for index, attribute in enumerate(found):
+            seen.setdefault(attribute.name, index)
+        category_at = seen.get(_CATEGORY)
+        if category_at is None:
+            if not oversized:
+                return None
+        else:
+            raw = bytes(tag[found[category_at].value_start : found[category_at].value_end]).decode("latin-1")
+            category = (unescape(raw) if "&" in raw else raw).strip(_SPACE)
+            if self._allowed is not None and category in self._allowed:
+                return None
+        name_end = len(name) + 1
+        if name == b"iframe":
+            pieces = [bytes(tag[:name_end]), b' srcdoc=""'] if oversized else [bytes(tag[:name_end])]
+            done = name_end
+            for attribute in found:
+                if attribute.name in (b"src", b"srcdoc"):
+                    pieces.append(bytes(tag[done : attribute.name_start]))
+                    pieces.append(b"data-" + bytes(tag[attribute.name_start : attribute.name_end]))
+                    done = attribute.name_end
+            pieces.append(bytes(tag[done:]))
+            return b"".join(pieces)
+        type_at = seen.get(b"type")
+        rest = bytes(tag[name_end:])
+        if type_at is not None:
+            kind = found[type_at]
+            if bytes(tag[kind.value_start : kind.value_end]).strip(_SPACE_BYTES).lower() == b"text/plain":
+                return None
             # Keep the real type for banner.js, which restores it when the category is accepted.
-            attributes = _TYPE.sub(rb"\1data-cookie-gate-type\2\3", attributes, count=1)
-        return b"<" + name + b' type="text/plain"' + attributes + b">"
+            rest = bytes(tag[name_end : kind.name_start]) + b"data-cookie-gate-type" + bytes(tag[kind.name_end :])
+        return bytes(tag[:name_end]) + b' type="text/plain"' + rest
+
+    def _insert_body(self, chunk: bytes, more_body: bool) -> bytes:
+        body = self._body
+        assert body is not None
+        if self._marker_tail:
+            chunk = self._marker_tail + chunk
+            self._marker_tail = b""
+        index = _last_marker(chunk)
+        if index >= 0:
+            view = memoryview(chunk)
+            self._body = None
+            return b"".join((view[:index], body, view[index:]))
+        if not more_body:
+            self._body = None
+            return chunk + body
+        keep = _marker_prefix(chunk)
+        if keep:
+            self._marker_tail = chunk[-keep:]
+            return chunk[:-keep]
+        return chunk
 
 
 @functools.lru_cache(maxsize=64)
@@ -144,3 +270,15 @@ def is_injectable(content_type: bytes) -> bool:
 def weak_etag(value: bytes) -> bytes:
     """A strong ETag promises byte-identical bodies, which an injected page is not."""
     return value if value.startswith(b"W/") else b"W/" + value
+
+
+def _log_oversized_once() -> None:
+    """Say once per process that a page carried a start tag too long to hold, and what was done."""
+    global _oversized_logged
+    if not _oversized_logged:
+        _oversized_logged = True
+        logger.warning(
+            "cookie_gate neutralised a <script>/<iframe> start tag longer than %d bytes without seeing it whole "
+            "(counted in PageRewriter.oversized; logged once)",
+            MAX_HELD_TAG,
+        )

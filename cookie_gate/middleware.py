@@ -29,12 +29,14 @@ from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import Config, ConfigError, Options, load_config
 from cookie_gate.consent import Consent, ConsentCodec
-from cookie_gate.cookies import DomainVariants, is_deletion, request_host, set_cookie_name
+from cookie_gate.cookies import DomainVariants, is_deletion, set_cookie_name
 from cookie_gate.endpoints import Endpoints
+from cookie_gate.hosts import AllowedHosts, request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import StoreError, open_store
 from cookie_gate.visit import Visit, VisitResolver
+from cookie_gate.withdrawals import Withdrawals
 
 #: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
@@ -91,17 +93,21 @@ class CookieGateMiddleware:
         self._clock = clock
         self.config = settings = load_config(config, secret_key=secret_key, **options)
         self.classifier = CookieClassifier(settings)
+        self._recorded_set = self.classifier.recorded_set
         codec = ConsentCodec(
             settings.secret_keys, policy_version=settings.policy_version, categories=settings.category_names
         )
-        variants = DomainVariants(PublicSuffixList().privatesuffix)
-        self.visits = VisitResolver(settings, codec, self.classifier, variants)
+        variants = DomainVariants(PublicSuffixList().privatesuffix, AllowedHosts(settings.allowed_hosts))
         self.banner = BannerRenderer(settings)
         try:
             self.store = open_store(settings.store)
         except StoreError as error:
             raise ConfigError("store", str(error)) from None
-        self.endpoints = Endpoints(settings, codec, self.classifier, self.visits, variants, self.store, clock)
+        self.withdrawals = Withdrawals(self.store.withdrawals)
+        self.visits = VisitResolver(settings, codec, self.classifier, variants, self.withdrawals)
+        self.endpoints = Endpoints(
+            settings, codec, self.classifier, self.visits, variants, self.store, clock, self.withdrawals
+        )
         self.statistics = (
             Statistics(settings, self.store, self.classifier.new_names, clock=clock) if settings.statistics else None
         )
@@ -191,7 +197,7 @@ class CookieGateMiddleware:
         if several:
             # Several Cookie headers are joined with "; " as RFC 9113 8.2.3 says for HTTP/1.1.
             rebuilt = [(n, v) for n, v in headers if n.lower() != b"cookie"]
-        elif visit.refused:
+        elif visit.refused or visit.conflicting:
             rebuilt = [pair for pair in headers if pair[1] is not cookie or pair[0] is not cookie_name]
         else:
             rebuilt = None
@@ -255,7 +261,7 @@ class CookieGateMiddleware:
                 if field is None:
                     continue
             if field == _SET_COOKIE:
-                if self._refuses(value, allowed):
+                if self._refuses(value, allowed, now):
                     dropped.add(id(value))
             elif field == _CONTENT_TYPE:
                 content_type = value
@@ -351,24 +357,34 @@ class CookieGateMiddleware:
         head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
         return head, body
 
-    def _refuses(self, set_cookie: bytes, allowed: frozenset[str]) -> bool:
-        """Whether a Set-Cookie must be dropped; the app deleting a cookie is always let through."""
-        return self.classifier.category(set_cookie_name(set_cookie)) not in allowed and not is_deletion(set_cookie)
+    def _refuses(self, set_cookie: bytes, allowed: frozenset[str], now: float) -> bool:
+        """Whether a Set-Cookie must be dropped; the app deleting a cookie is always let through.
+
+        The first time the app sets a name, the classifier sees it (inventory, and the
+        judgment of an undeclared name), before the category is asked for.
+        """
+        name = set_cookie_name(set_cookie)
+        if name not in self._recorded_set and not is_deletion(set_cookie):
+            self.classifier.was_set(name, set_cookie, now)
+        return self.classifier.category(name) not in allowed and not is_deletion(set_cookie)
 
     @staticmethod
     def _host(scope: Scope, raw: bytes | None) -> str:
         if raw is not None:
             return _cached_host(raw)
         server = scope.get("server")
-        return str(server[0]).lower() if server else ""
+        return _cached_host(str(server[0]).encode("latin-1", "replace")) if server else ""
 
     def _websocket_responder(self, scope: Scope, send: Send) -> Send:
-        allowed = self._enter(scope)[0].consent.categories
+        visit, now = self._enter(scope)[:2]
+        allowed = visit.consent.categories
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "websocket.accept" and message.get("headers"):
                 kept = [
-                    (n, v) for n, v in message["headers"] if n.lower() != b"set-cookie" or not self._refuses(v, allowed)
+                    (n, v)
+                    for n, v in message["headers"]
+                    if n.lower() != b"set-cookie" or not self._refuses(v, allowed, now)
                 ]
                 message = {**message, "headers": kept}
             await send(message)

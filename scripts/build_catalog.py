@@ -16,13 +16,33 @@ must contain::
 catalogue (and the test suite checks that doing so is byte-identical).
 
 The output maps a cookie name to one of four consent categories, through an
-``exact`` table and a ``prefixes`` table (longest prefix wins at lookup time).
+``exact`` table, a ``prefixes`` table (longest prefix wins at lookup time) and a
+``suffixes`` table (Rails' ``_<app>_session``; used only when nothing else matches).
+A ``why`` table gives every rule's source (the data set and platform, or the vendor's
+or framework's documentation URL) and the reason a source row was *not* used, for
+``cookie-gate cookies NAME``.
 Categories are stored as one-letter codes (``codes`` says which) to keep the
 shipped file small. Every rule below is deterministic and the JSON is written
 with sorted keys, so regenerating from the same inputs gives the same bytes.
 
 How the tables are built, in order (later steps never silently undo earlier
 ones except where stated):
+
+0. **What a row may say.** Two rules keep rows from filing what they do not describe:
+
+   * *Vendor-domain rows.* An OCD row whose ``Domain`` is the vendor's own
+     (``instagram.com``, ``adform.net (3rd party)``) describes a cookie that never
+     passes through a first-party gateway. Its name is used only if it is
+     *distinctive*: it carries the vendor's mark (a word of the platform's name or its
+     domain's label: ``_shopify_y``, ``intercom-id-``, ``id5``), starts with an
+     underscore (``_fbp``, ``_gcl_au``: scripts set those on the site's own domain), or
+     is at least six characters with structure (digits, separators or capitals:
+     ``UserMatchHistory``). Short names (``c``, ``uid``, ``SID``) and plain words
+     (``presence``, ``sessionid``) say nothing about a site's cookie of that name.
+   * *Generic names.* A name of two characters or fewer, or one made only of the
+     generic words listed in ``catalog_families.toml`` (``auth_token``, ``sessionid``,
+     ``visitor_id``), never gets a tracking category from a data set alone: an app
+     calls its own cookies that.
 
 1. **Open Cookie Database (OCD)**, the primary source. Category mapping per the
    OCD README: Functional, Security, Necessary -> necessary; Personalization ->
@@ -87,7 +107,17 @@ ones except where stated):
 
 4. **CookieBlock ``name_match``**: CookieBlock's global, hand-curated overrides
    (consent-manager and Cloudflare cookies that must never be blocked). They win
-   over everything else, as they do in CookieBlock itself.
+   over the data sets, as they do in CookieBlock itself.
+
+5. **Reviewed families and frameworks** (``scripts/catalog_families.toml``): tracker
+   families the database files as Functional or does not know (Hotjar, AddThis,
+   Tealium, Dynatrace, Criteo, Permutive, Shopify's analytics), and the session,
+   CSRF, auth, cart and locale cookies of frameworks and platforms (Django, Rails,
+   Laravel, Express, PHP, Java, ASP.NET, WordPress, WooCommerce, Shopify, NextAuth,
+   Keycloak, Starlette/Flask/Quart/Litestar) plus the generic names apps use for
+   themselves, all necessary. Each entry cites its vendor's or framework's
+   documentation, and wins over every data set; a family's prefix re-files the names
+   under it, except cookies that record a consent or opt-out choice.
 
 The crawl in ``cookieblock-consent-crawler/`` is deliberately *not* read here:
 it is the test set that the catalogue is evaluated against.
@@ -102,6 +132,7 @@ import hashlib
 import json
 import re
 import sys
+import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +145,8 @@ DEFAULT_OUTPUT = REPO_ROOT / "cookie_gate" / "data" / "catalog.json"
 OCD_CSV = Path("open-cookie-database") / "open-cookie-database.csv"
 KNOWN_COOKIES = Path("cookieblock") / "known_cookies.json"
 NAME_PATTERNS = Path("cookieblock") / "cookie_name_patterns.txt"
+#: Reviewed vendor families, framework names and the generic vocabulary (lives in the repo, not DATA_DIR).
+FAMILIES = REPO_ROOT / "scripts" / "catalog_families.toml"
 
 # Provenance of the inputs (SOURCES.md). The snapshot commit is only claimed when
 # the input file's git blob id matches the one recorded for that snapshot.
@@ -234,11 +267,82 @@ class Stats:
     domain_names: dict[str, str] = field(default_factory=dict)
     name_match_overrides: dict[str, str] = field(default_factory=dict)
     vendor_rows: dict[str, str] = field(default_factory=dict)
+    vendor_domain_dropped: list[str] = field(default_factory=list)
+    generic_dropped: list[str] = field(default_factory=list)
+    family_entries: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Tables:
+    """The catalogue being built: three rule tables, and why each rule (or ignored row) is there."""
+
+    exact: dict[str, str] = field(default_factory=dict)
+    prefixes: dict[str, str] = field(default_factory=dict)
+    suffixes: dict[str, str] = field(default_factory=dict)
+    why: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {"exact": {}, "prefixes": {}, "suffixes": {}, "ignored": {}}
+    )
 
 
 TRACKING_VENDOR_SHARE = 0.85
 # A cookie that stores a refusal must survive the refusal, whoever sets it.
 _RECORDS_A_CHOICE = re.compile(r"consent|opt_?out|optout", re.IGNORECASE)
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What makes a cookie name generic: words apps use for their own cookies (catalog_families.toml)."""
+
+    words: frozenset[str]
+
+    def segments(self, token: str) -> bool:
+        """Whether ``token`` is digits, a word, or a run of words of two letters or more (``sessionid``)."""
+        if token.isdigit() or token in self.words:
+            return True
+        reachable = [True] + [False] * len(token)
+        for end in range(2, len(token) + 1):
+            reachable[end] = any(
+                reachable[start] and token[start:end] in self.words for start in range(max(0, end - 16), end - 1)
+            )
+        return reachable[-1]
+
+    def is_generic(self, name: str) -> bool:
+        """A name of two characters or fewer, or one made only of generic words (``auth_token``, ``SID``)."""
+        if len(name) <= 2:
+            return True
+        tokens = [token.lower() for token in _WORD_SPLIT.split(name) if token]
+        return bool(tokens) and all(self.segments(token) for token in tokens)
+
+
+def vendor_tokens(platform: str, domain: str) -> set[str]:
+    """Words that mark a name as the vendor's own: its platform's words and its domain's label."""
+    tokens = {word.lower() for word in re.split(r"[^A-Za-z0-9]+", platform) if len(word) >= 3}
+    for host in re.findall(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", domain):
+        labels = host.lower().strip(".").split(".")
+        if len(labels) >= 2 and len(labels[-2]) >= 3:
+            tokens.add(labels[-2])
+    return tokens
+
+
+def is_distinctive(name: str, platform: str, domain: str, vocabulary: Vocabulary) -> bool:
+    """Whether a name from a row about a vendor's own domain can only be that vendor's cookie.
+
+    Such rows describe cookies on the vendor's domain, which never pass through a
+    first-party gateway; they are worth keeping only for names the vendor's script
+    sets on the site's own domain, and those carry a mark: the vendor's name
+    (``_shopify_y``, ``intercom-id-``), a leading underscore (``_fbp``, ``_gcl_au``),
+    or a long name with structure (digits, separators or capitals: ``UserMatchHistory``).
+    A short or plain word (``c``, ``uid``, ``presence``, ``sessionid``) says nothing.
+    """
+    if vocabulary.is_generic(name):
+        return False
+    lowered = name.lower()
+    if any(token in lowered for token in vendor_tokens(platform, domain)):
+        return True
+    if name.startswith("_") and len(name) >= 3:
+        return True
+    return len(name) >= 6 and (not name.isalpha() or name != lowered)
 
 
 def tracking_vendors(rows: Iterable[Mapping[str, str]]) -> dict[str, str]:
@@ -256,19 +360,27 @@ def tracking_vendors(rows: Iterable[Mapping[str, str]]) -> dict[str, str]:
     return vendors
 
 
-def load_ocd(path: Path, stats: Stats) -> tuple[dict[str, str], dict[str, str]]:
+def ocd_reason(votes: list[tuple[str, str]], category: str) -> str:
+    """Attribution of an OCD-derived rule: the platforms whose rows voted for the winning category."""
+    platforms = sorted({platform for voted, platform in votes if voted == category})
+    shown = ", ".join(platforms[:3]) + (f" and {len(platforms) - 3} more" if len(platforms) > 3 else "")
+    return f"Open Cookie Database row ({shown}: {category})"
+
+
+def load_ocd(path: Path, vocabulary: Vocabulary, tables: Tables, stats: Stats) -> None:
     """Exact and prefix tables from the Open Cookie Database CSV (step 1)."""
-    exact_votes: dict[str, list[str]] = collections.defaultdict(list)
-    prefix_votes: dict[str, list[str]] = collections.defaultdict(list)
+    exact_votes: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
+    prefix_votes: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     vendors = tracking_vendors(rows)
     for row in rows:
         stats.rows += 1
         raw = row[OCD_NAME]
+        platform, domain = row["Platform"], row["Domain"].strip()
         category = OCD_CATEGORY[row["Category"]]
-        if row["Category"] == "Functional" and row["Platform"] in vendors and not _RECORDS_A_CHOICE.search(raw):
-            category = vendors[row["Platform"]]
+        if row["Category"] == "Functional" and platform in vendors and not _RECORDS_A_CHOICE.search(raw):
+            category = vendors[platform]
             stats.vendor_rows[raw.strip()] = category
         name = normalise_name(raw)
         if name is None:
@@ -278,43 +390,62 @@ def load_ocd(path: Path, stats: Stats) -> tuple[dict[str, str], dict[str, str]]:
             stats.normalised.append(raw)
         if not _TOKEN.fullmatch(name):
             stats.non_token.append(name)
+        if domain and not is_distinctive(name, platform, domain, vocabulary):
+            stats.vendor_domain_dropped.append(name)
+            tables.why["ignored"].setdefault(
+                name, f"Open Cookie Database row about a vendor's own domain ({platform}, {domain}): not distinctive"
+            )
+            continue
+        if category != NECESSARY and vocabulary.is_generic(name):
+            stats.generic_dropped.append(name)
+            tables.why["ignored"].setdefault(name, f"Open Cookie Database row ({platform}: {category}): generic name")
+            continue
+        vote = (category, platform)
         if row["Wildcard match"].strip() != "1":
-            exact_votes[name].append(category)
+            exact_votes[name].append(vote)
         elif is_anchored(name):
-            prefix_votes[name].append(category)
+            prefix_votes[name].append(vote)
         else:
             stats.short_prefixes.append(name)
-            exact_votes[name].append(category)
+            exact_votes[name].append(vote)
             if name[-1] not in SEPARATORS:
-                prefix_votes[name + "_"].append(category)
+                prefix_votes[name + "_"].append(vote)
     for prefix, votes in prefix_votes.items():
         if prefix in exact_votes:  # the pattern also matches the bare name
             exact_votes[prefix].extend(votes)
-    exact = {name: resolve(votes) for name, votes in exact_votes.items()}
-    prefixes = {prefix: resolve(votes) for prefix, votes in prefix_votes.items()}
-    for table, votes_by_name in ((exact, exact_votes), (prefixes, prefix_votes)):
+    for table, why, votes_by_name in (
+        (tables.exact, tables.why["exact"], exact_votes),
+        (tables.prefixes, tables.why["prefixes"], prefix_votes),
+    ):
         for name, votes in votes_by_name.items():
-            if len(set(votes)) > 1:
+            table[name] = resolve(category for category, _ in votes)
+            why[name] = ocd_reason(votes, table[name])
+            if len({category for category, _ in votes}) > 1:
                 stats.conflicts[name] = table[name]
-    return exact, prefixes
+    for name in tables.exact:
+        tables.why["ignored"].pop(name, None)
 
 
-def add_pattern_prefixes(path: Path, exact: dict[str, str], prefixes: dict[str, str], stats: Stats) -> None:
+def add_pattern_prefixes(path: Path, tables: Tables, stats: Stats) -> None:
     """Turn CookieBlock's name regexes into prefixes, categorised by their OCD family (step 2)."""
-    ocd = {**prefixes, **exact}  # a name is in at most one family; categories are already resolved
+    ocd = {**tables.prefixes, **tables.exact}  # a name is in at most one family; categories are already resolved
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
-        candidate = regex_literal_prefix(line.split(",", 3)[3])
-        if candidate is None or not is_anchored(candidate) or longest_prefix(candidate, prefixes) is not None:
+        regex = line.split(",", 3)[3]
+        candidate = regex_literal_prefix(regex)
+        if candidate is None or not is_anchored(candidate) or longest_prefix(candidate, tables.prefixes) is not None:
             continue
         stem = candidate.rstrip(SEPARATORS)
         family = {category for name, category in ocd.items() if name.startswith(candidate) or name == stem}
         if len(family) == 1:
-            prefixes[candidate] = stats.pattern_prefixes[candidate] = family.pop()
+            tables.prefixes[candidate] = stats.pattern_prefixes[candidate] = family.pop()
+            tables.why["prefixes"][candidate] = (
+                f"CookieBlock name pattern {regex} (its Open Cookie Database family: {tables.prefixes[candidate]})"
+            )
 
 
-def add_known_cookies(path: Path, exact: dict[str, str], prefixes: dict[str, str], stats: Stats) -> None:
+def add_known_cookies(path: Path, vocabulary: Vocabulary, tables: Tables, stats: Stats) -> None:
     """Fill gaps from CookieBlock's per-site lists (step 3), then apply its global overrides (step 4)."""
     known = json.loads(path.read_text(encoding="utf-8"))
     labels: dict[str, set[int]] = collections.defaultdict(set)
@@ -325,16 +456,71 @@ def add_known_cookies(path: Path, exact: dict[str, str], prefixes: dict[str, str
                 if name is not None:
                     labels[name].add(int(label))
     for name in sorted(labels):
-        if len(labels[name]) == 1 and name not in exact and longest_prefix(name, prefixes) is None:
-            exact[name] = stats.domain_names[name] = COOKIEBLOCK_LABEL[labels[name].pop()]
+        if len(labels[name]) != 1 or name in tables.exact or longest_prefix(name, tables.prefixes) is not None:
+            continue
+        category = COOKIEBLOCK_LABEL[labels[name].pop()]
+        if category != NECESSARY and vocabulary.is_generic(name):
+            stats.generic_dropped.append(name)
+            tables.why["ignored"].setdefault(name, f"CookieBlock per-site list ({category}): generic name")
+            continue
+        tables.exact[name] = stats.domain_names[name] = category
+        tables.why["exact"][name] = f"CookieBlock known_cookies per-site list ({category})"
     for raw, label in known["name_match"].items():
         name = normalise_name(raw)
         if name is None:
             continue
         category = COOKIEBLOCK_LABEL[int(label)]
-        if exact.get(name) != category:
+        if tables.exact.get(name) != category:
             stats.name_match_overrides[name] = category
-        exact[name] = category
+        tables.exact[name] = category
+        tables.why["exact"][name] = f"CookieBlock known_cookies name_match, a global override ({category})"
+
+
+def load_families(path: Path) -> tuple[Vocabulary, list[dict[str, object]]]:
+    """The reviewed file: the generic vocabulary, and families and frameworks as (category, patterns, reason)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    vocabulary = Vocabulary(frozenset(data["generic"]["words"]))
+    entries: list[dict[str, object]] = []
+    for family in data.get("family", []):
+        entries.append({**family, "label": family["vendor"]})
+    for framework in data.get("framework", []):
+        entries.append({**framework, "category": NECESSARY, "label": framework["name"]})
+    for entry in entries:
+        if entry["category"] not in CATEGORIES or not entry.get("source") or not entry.get("cookies"):
+            raise ValueError(f"{path.name}: {entry['label']!r} needs a known category, a source URL and cookies")
+    return vocabulary, entries
+
+
+def add_families(entries: list[dict[str, object]], tables: Tables, stats: Stats) -> None:
+    """Apply the reviewed families and framework names (step 5): they win over every data set.
+
+    A family's prefix re-files the exact names and longer prefixes under it too, so the
+    vendor's documentation decides for the whole family, except a cookie that records
+    a consent or opt-out choice, which stays necessary.
+    """
+    for entry in entries:
+        category, reason = str(entry["category"]), f"{entry['label']}: {entry['source']}"
+        patterns = entry["cookies"]
+        assert isinstance(patterns, list)
+        for pattern in patterns:
+            if pattern.endswith("*"):
+                prefix = pattern[:-1]
+                if len(prefix) < 3:
+                    raise ValueError(f"{FAMILIES.name}: prefix {pattern!r} is too short to be safe")
+                for table, kind in ((tables.exact, "exact"), (tables.prefixes, "prefixes")):
+                    for name in [n for n in table if n.startswith(prefix) and not _RECORDS_A_CHOICE.search(n)]:
+                        table[name] = category
+                        tables.why[kind][name] = reason
+                table, kind, key = tables.prefixes, "prefixes", prefix
+            elif pattern.startswith("*"):
+                table, kind, key = tables.suffixes, "suffixes", pattern[1:]
+            else:
+                table, kind, key = tables.exact, "exact", pattern
+            if key in stats.family_entries and table.get(key) == category:
+                continue  # an earlier reviewed entry already files it the same way; keep its attribution
+            table[key] = stats.family_entries[key] = category
+            tables.why[kind][key] = reason
+            tables.why["ignored"].pop(key, None)
 
 
 def git_blob_id(path: Path) -> str:
@@ -354,22 +540,40 @@ def describe_sources(data_dir: Path) -> dict[str, dict[str, str]]:
             "commit": commit if actual == blob else "unknown (blob differs from the recorded snapshot)",
             "blob": actual,
         }
+    out["scripts/catalog_families.toml"] = {"repo": "this repository", "blob": git_blob_id(FAMILIES)}
     return out
 
 
-def build(data_dir: Path, stats: Stats | None = None) -> dict[str, object]:
+def encode_why(tables: Tables) -> dict[str, object]:
+    """Reasons stored once, each rule pointing at its reason by index (sorted, so the bytes are stable)."""
+    reasons = sorted({reason for why in tables.why.values() for reason in why.values()})
+    index = {reason: i for i, reason in enumerate(reasons)}
+    out: dict[str, object] = {"reasons": reasons}
+    for kind, why in tables.why.items():
+        out[kind] = {name: index[why[name]] for name in sorted(why)}
+    return out
+
+
+def build(data_dir: Path, stats: Stats | None = None, families: Path = FAMILIES) -> dict[str, object]:
     """The catalogue as a JSON-ready dict (categories already encoded as one-letter codes)."""
     stats = stats if stats is not None else Stats()
-    exact, prefixes = load_ocd(data_dir / OCD_CSV, stats)
-    add_pattern_prefixes(data_dir / NAME_PATTERNS, exact, prefixes, stats)
-    add_known_cookies(data_dir / KNOWN_COOKIES, exact, prefixes, stats)
+    vocabulary, entries = load_families(families)
+    tables = Tables()
+    load_ocd(data_dir / OCD_CSV, vocabulary, tables, stats)
+    add_pattern_prefixes(data_dir / NAME_PATTERNS, tables, stats)
+    add_known_cookies(data_dir / KNOWN_COOKIES, vocabulary, tables, stats)
+    add_families(entries, tables, stats)
+    for kind, table in (("exact", tables.exact), ("prefixes", tables.prefixes), ("suffixes", tables.suffixes)):
+        assert set(tables.why[kind]) == set(table), kind
     return {
         "source": describe_sources(data_dir),
         "license": LICENSE_NOTE,
         "generated_by": "scripts/build_catalog.py",
         "codes": {code: category for category, code in CODES.items()},
-        "exact": {name: CODES[exact[name]] for name in sorted(exact)},
-        "prefixes": {prefix: CODES[prefixes[prefix]] for prefix in sorted(prefixes)},
+        "exact": {name: CODES[tables.exact[name]] for name in sorted(tables.exact)},
+        "prefixes": {prefix: CODES[tables.prefixes[prefix]] for prefix in sorted(tables.prefixes)},
+        "suffixes": {suffix: CODES[tables.suffixes[suffix]] for suffix in sorted(tables.suffixes)},
+        "why": encode_why(tables),
     }
 
 
@@ -383,17 +587,21 @@ def report(stats: Stats, catalog: Mapping[str, object], size: int) -> str:
     """Human-readable summary of what each rule did."""
     exact = catalog["exact"]
     prefixes = catalog["prefixes"]
-    assert isinstance(exact, dict) and isinstance(prefixes, dict)
+    suffixes = catalog["suffixes"]
+    assert isinstance(exact, dict) and isinstance(prefixes, dict) and isinstance(suffixes, dict)
     lines = [
         f"OCD rows: {stats.rows}; normalised: {stats.normalised!r}; skipped: {stats.skipped!r}",
         f"kept verbatim although not RFC 6265 tokens: {sorted(stats.non_token)!r}",
         f"tracking vendors' Functional rows re-filed: {dict(sorted(stats.vendor_rows.items()))!r}",
+        f"vendor-domain rows not used (name not distinctive): {len(stats.vendor_domain_dropped)}",
+        f"tracker rows not used (generic name): {sorted(set(stats.generic_dropped))!r}",
         f"conflicts (majority, tie -> most protective): {dict(sorted(stats.conflicts.items()))!r}",
         f"short wildcards made exact (+ '_' prefix): {sorted(stats.short_prefixes)!r}",
         f"prefixes from CookieBlock patterns: {dict(sorted(stats.pattern_prefixes.items()))!r}",
         f"names from CookieBlock domain lists: {len(stats.domain_names)}",
         f"CookieBlock name_match entries that added or changed a name: {stats.name_match_overrides!r}",
-        f"exact: {len(exact)}, prefixes: {len(prefixes)}, size: {size} bytes",
+        f"reviewed families and frameworks: {len(stats.family_entries)} patterns",
+        f"exact: {len(exact)}, prefixes: {len(prefixes)}, suffixes: {len(suffixes)}, size: {size} bytes",
     ]
     return "\n".join(lines)
 

@@ -157,7 +157,12 @@ async def consent_cookie(client: httpx.AsyncClient, accept: list[str] | str) -> 
     """Decide through the real endpoint and return the `cookie_gate=...` pair to send back."""
     response = await client.post("/_cookie_gate/consent", json={"accept": accept})
     assert response.status_code == 200, response.text
-    for value in set_cookies(response):
-        if value.startswith("cookie_gate="):
+    return kept_cookie(response)
+
+
+def kept_cookie(response: httpx.Response, name: str = "cookie_gate") -> str:
+    """The `name=value` pair a browser keeps: the last Set-Cookie of that name (deletions come first)."""
+    for value in reversed(set_cookies(response)):
+        if value.startswith(f"{name}="):
             return value.partition(";")[0]
-    raise AssertionError("no consent cookie set")
+    raise AssertionError(f"no {name} cookie set")

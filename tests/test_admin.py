@@ -97,3 +97,21 @@ def test_the_pages_inline_style_is_the_one_its_policy_allows() -> None:
 
     digest = base64.b64encode(hashlib.sha256(admin._STYLE.encode()).digest()).decode()
     assert re.search(rf"style-src 'sha256-{re.escape(digest)}'", admin._CSP.decode())
+
+
+async def test_the_dashboard_lists_suspected_trackers_first_with_their_reason(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    middleware = gate(ROUTES, admin_token=TOKEN)
+    client = client_for(middleware)
+    cookies = "app_pref=1; wow.anonymousId=1f9507d0-58f7-463d-9d32-020133a8f79c; _ga=GA1.2.1.2; <b>x</b>=1"
+    await client.get("/", headers={"user-agent": CHROME, "cookie": cookies})
+    assert middleware.statistics is not None and middleware.statistics.writer.flush()
+    response = await client.get("/_cookie_gate/admin", headers={"authorization": f"Bearer {TOKEN}"})
+    text = response.text
+    assert "Cookies seen (4)" in text
+    suspect = text.index("wow.anonymousId")
+    assert suspect < text.index("app_pref") and suspect < text.index("_ga<")
+    assert "<strong>suspected tracker: value is a UUID; name says anonymous" in text
+    assert "<b>x</b>" not in text and "&lt;b&gt;x&lt;/b&gt;" in text
+    assert '[categories.necessary] cookies = ["name"]' in text.replace("&quot;", '"')

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cookie_gate.classify import TRUNCATED
 from cookie_gate.cli import main
 from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
@@ -38,12 +39,40 @@ def test_check_config_names_the_broken_key(
 
 def test_cookies_tells_who_filed_a_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", DEMO_CONFIG, "cookies", "_ga", "preferred_lang", "cookie_gate", "my_thing"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "_ga\tanalytics\t(catalogue)",
-        "preferred_lang\tpreferences\t(site)",
-        "cookie_gate\tnecessary\t(gateway)",
-        "my_thing\tnecessary\t(unknown)",
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == [
+        "_ga: analytics",
+        "  filed by: the built-in catalogue, exact name '_ga'",
+        "  source: Open Cookie Database row (Google Analytics: analytics)",
     ]
+    assert "preferred_lang: preferences\n  filed by: your configuration ([categories.*] cookies)" in out
+    assert "cookie_gate: necessary\n  filed by: the gateway itself" in out
+    assert "my_thing: necessary\n  filed by: nobody declared it; unknown names: necessary" in out
+    assert "  heuristic: the gateway has not seen it yet" in out
+    assert 'to file it yourself, in the config file: [categories.necessary] cookies = ["_ga"]' in out
+    assert 'to file it yourself, in the config file: [categories.analytics] cookies = ["my_thing"]' in out
+
+
+def test_cookies_name_explains_a_framework_cookie_and_the_heuristics_verdict(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'inventory.sqlite3'}"
+    store = SQLiteStore(tmp_path / "inventory.sqlite3")
+    verdict = "suspected tracker: value is a UUID; name says visitor; only seen in requests: a script set it"
+    store.add_stats(StatsBatch(cookies={"visitor_key": ("necessary", verdict, "2026-12-01")}))
+    store.close()
+    assert main(["--config", DEMO_CONFIG, "--store", url, "cookies", "sessionid", "visitor_key", "c"]) == 0
+    out = capsys.readouterr().out
+    assert "sessionid: necessary\n  filed by: the built-in catalogue, exact name 'sessionid'" in out
+    assert "  source: Django: https://docs.djangoproject.com/" in out
+    assert f"  heuristic: {verdict}" in out
+    assert "visitor_key: necessary\n" in out  # unknown_cookies = "allow": marked, not refused
+    assert "  not filed from: Open Cookie Database row about a vendor's own domain" in out
+    suspecting = tmp_path / "suspect.toml"
+    suspecting.write_text('unknown_cookies = "suspect"\n', encoding="utf-8")
+    assert main(["--config", str(suspecting), "--store", url, "cookies", "visitor_key"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("visitor_key: marketing\n") and "suspected trackers refused as marketing" in out
 
 
 def test_cookies_without_names_prints_the_declaration_table_and_the_inventory(
@@ -60,6 +89,20 @@ def test_cookies_without_names_prints_the_declaration_table_and_the_inventory(
     store.close()
     assert main(["--config", DEMO_CONFIG, "--store", url, "cookies"]) == 0
     assert "_ga     analytics  catalogue  2026-12-01  2026-12-03" in capsys.readouterr().out
+
+
+def test_a_truncated_inventory_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'inventory.sqlite3'}"
+    store = SQLiteStore(tmp_path / "inventory.sqlite3")
+    note = "the inventory is full: further names seen only in requests were not recorded"
+    store.add_stats(
+        StatsBatch(cookies={TRUNCATED: ("-", note, "2026-12-01"), "_ga": ("analytics", "catalogue", "2026-12-01")})
+    )
+    store.close()
+    assert main(["--config", DEMO_CONFIG, "--store", url, "cookies"]) == 0
+    out = capsys.readouterr().out
+    assert "Cookies seen on this site (1)" in out and f"(truncated: {note})" in out
+    assert TRUNCATED not in out.replace(f"(truncated: {note})", "")
 
 
 @pytest.mark.anyio
@@ -88,7 +131,7 @@ async def test_the_gateway_fills_the_inventory_with_every_name_it_sees(tmp_path:
     gate.store.close()
     assert names == {
         "_ga": ("analytics", "catalogue"),
-        "cart": ("necessary", "unknown"),
+        "cart": ("necessary", "catalogue"),
         "_fbp": ("marketing", "catalogue"),
     }
 
@@ -98,4 +141,4 @@ def test_python_dash_m_runs_the_same_command() -> None:
         [sys.executable, "-m", "cookie_gate", "cookies", "_fbp"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "_fbp\tmarketing\t(catalogue)"
+    assert result.stdout.splitlines()[0] == "_fbp: marketing"

@@ -29,6 +29,10 @@ def test_zero_config_needs_only_a_secret() -> None:
     assert all(c.label["ko"] and c.label["en"] for c in config.categories)
 
 
+def test_unknown_cookies_takes_the_suspect_mode() -> None:
+    assert load_config(secret_key=SECRET, environ=NO_ENV, unknown_cookies="suspect").unknown_cookies == "suspect"
+
+
 @pytest.mark.parametrize(
     ("options", "key", "problem"),
     [
@@ -36,7 +40,7 @@ def test_zero_config_needs_only_a_secret() -> None:
         ({"secret_key": [SECRET, 42]}, "secret_key[1]", "must be a string"),
         ({"secret_key": []}, "secret_key", "empty"),
         ({"mode": "opt-maybe"}, "mode", "must be one of 'opt-in', 'opt-out'"),
-        ({"unknown_cookies": "sometimes"}, "unknown_cookies", "must be one of"),
+        ({"unknown_cookies": "sometimes"}, "unknown_cookies", "must be one of 'allow', 'suspect', 'block'"),
         ({"policy_version": "v 2"}, "policy_version", "letters, digits"),
         ({"consent_lifetime_days": 0}, "consent_lifetime_days", "positive"),
         ({"consent_lifetime_days": 500}, "consent_lifetime_days", "400 days"),
@@ -67,6 +71,31 @@ def test_zero_config_needs_only_a_secret() -> None:
         ({"categories": {"chat": {"label": {"en": "Chat"}}}}, "categories.chat.label.ko", "missing"),
         ({"categories": {"chat": "yes"}}, "categories.chat", "must be a table"),
         ({"categories": ["analytics"]}, "categories", "must be a table"),
+        ({"privacy_policy_url": "javascript:alert(1)"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": " JavaScript:alert(1)"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "java\tscript:alert(1)"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "data:text/html,<script>alert(1)</script>"}, "privacy_policy_url", "not an http"),
+        ({"privacy_policy_url": "vbscript:msgbox"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "//evil.example/privacy"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "/\\evil.example"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "\\\\evil.example"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "https:evil.example"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "https://"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "http://[::1"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "privacy.html"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": "/privacy\n"}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": ""}, "privacy_policy_url", "not an http(s) URL"),
+        ({"privacy_policy_url": 42}, "privacy_policy_url", "not an http(s) URL"),
+        ({"allowed_hosts": ["https://shop.example"]}, "allowed_hosts[0]", "must be a host name"),
+        ({"allowed_hosts": ["shop.example", "*.shop.example"]}, "allowed_hosts[1]", "'.example.com'"),
+        ({"allowed_hosts": "shop example"}, "allowed_hosts[0]", "must be a host name"),
+        ({"allowed_hosts": [3]}, "allowed_hosts", "list of strings"),
+        (
+            {"cookie_name": "__Host-cookie_gate", "cookie_domain": "example.com"},
+            "cookie_domain",
+            "__Host- cookie",
+        ),
+        ({"cookie_name": "__HOST-cg", "cookie_domain": "example.com"}, "cookie_domain", "__Host- cookie"),
     ],
 )
 def test_mistakes_name_the_key(options: dict[str, Any], key: str, problem: str) -> None:
@@ -186,3 +215,28 @@ def test_a_postgresql_store_without_its_driver_is_reported_at_start(monkeypatch:
     monkeypatch.setattr(builtins, "__import__", no_psycopg)
     with pytest.raises(ConfigError, match=r"store: .*cookie-gate\[postgresql\]"):
         CookieGateMiddleware(app, secret_key=SECRET, store="postgresql://127.0.0.1/test")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/privacy",
+        "/privacy?lang=ko#cookies",
+        "https://example.com/privacy",
+        "HTTP://example.com",
+        "http://127.0.0.1:8000/p",
+    ],
+)
+def test_http_urls_and_local_paths_are_accepted_as_links(url: str) -> None:
+    assert load_config(secret_key=SECRET, environ=NO_ENV, privacy_policy_url=url).privacy_policy_url == url
+
+
+def test_allowed_hosts_take_django_style_patterns() -> None:
+    patterns = ["shop.example", ".example.co.kr", "localhost", "127.0.0.1", "[::1]", "*"]
+    assert load_config(secret_key=SECRET, environ=NO_ENV, allowed_hosts=patterns).allowed_hosts == tuple(patterns)
+    assert load_config(secret_key=SECRET, environ=NO_ENV).allowed_hosts == ()
+
+
+def test_a_host_prefixed_cookie_name_is_accepted_without_a_domain() -> None:
+    config = load_config(secret_key=SECRET, environ=NO_ENV, cookie_name="__Host-cookie_gate")
+    assert config.cookie_name == "__Host-cookie_gate" and config.cookie_domain is None

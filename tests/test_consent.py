@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cookie_gate.consent import NECESSARY, ConsentCodec, Decision, new_consent_id
+from cookie_gate.consent import NECESSARY, ConsentCodec, Decision, new_consent_id, strictest
 from tests.conftest import SECRET
 
 CATEGORIES = ("preferences", "analytics", "marketing")
@@ -58,3 +58,17 @@ def test_a_validly_signed_but_oversized_value_is_not_verified() -> None:
     huge = Decision(frozenset({NECESSARY}), "1", 1, "i" * 600)
     assert signer.decode(signer.encode(huge)) is None
     assert signer._cached_decode.cache_info().currsize == 0
+
+
+def test_the_strictest_of_several_decisions_stands_whole() -> None:
+    everything = decision(*CATEGORIES)
+    nothing = decision()
+    assert strictest([everything, nothing]) is nothing
+    assert strictest([nothing, everything]) is nothing
+    assert strictest([everything]) is everything
+
+
+def test_decisions_that_each_refuse_something_leave_their_common_categories() -> None:
+    early = Decision(frozenset({NECESSARY, "analytics", "preferences"}), "1", 100, "early")
+    late = Decision(frozenset({NECESSARY, "analytics", "marketing"}), "1", 200, "late")
+    assert strictest([late, early]) == Decision(frozenset({NECESSARY, "analytics"}), "1", 100, "early")

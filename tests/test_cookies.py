@@ -23,15 +23,20 @@ from hypothesis import given, settings, strategies as st
 from publicsuffixlist import PublicSuffixList
 
 from cookie_gate.cookies import (
+    MAX_COOKIE_NAME,
+    MAX_DOMAIN_ATTRIBUTES,
+    MAX_EXPIRED_PER_RESPONSE,
+    MAX_EXPIRY_BYTES,
     DomainVariants,
     cookie_segments,
     cookie_value,
+    expiries,
     expiring_set_cookies,
     is_deletion,
     join_segments,
-    request_host,
     set_cookie_name,
 )
+from cookie_gate.hosts import AllowedHosts, request_host
 
 DATA = Path(__file__).parent / "data" / "http-state"
 WHITESPACE = b" \t"
@@ -325,28 +330,7 @@ def test_is_deletion_when_the_browser_reads_max_age_at_most_zero(header: bytes, 
     assert is_deletion(header) is expected
 
 
-# -- 5. Host header ---------------------------------------------------------------------------------------------------
-
-HOST_CASES = [
-    pytest.param(b"Example.COM:8080", "example.com", id="lower-cased, port removed"),
-    pytest.param(b"example.com", "example.com", id="plain"),
-    pytest.param(b"example.com.", "example.com", id="trailing dot"),
-    pytest.param(b"example.com.:8080", "example.com", id="trailing dot and port"),
-    pytest.param(b"127.0.0.1:8000", "127.0.0.1", id="IPv4 with port"),
-    pytest.param(b"127.0.0.1", "127.0.0.1", id="IPv4"),
-    pytest.param(b"[::1]:8000", "::1", id="IPv6 with port"),
-    pytest.param(b"[::1]", "::1", id="IPv6"),
-    pytest.param(b"[2001:DB8::1]:443", "2001:db8::1", id="IPv6 lower-cased"),
-    pytest.param(b" example.com ", "example.com", id="surrounding whitespace"),
-    pytest.param(b"", "", id="empty"),
-    pytest.param(b"\xff.example", "\xff.example", id="non-UTF-8 byte"),
-]
-
-
-@pytest.mark.parametrize(("raw", "expected"), HOST_CASES)
-def test_request_host_is_the_bare_lower_case_host(raw: bytes, expected: str) -> None:
-    assert request_host(raw) == expected
-
+# -- 5. Host header: see test_hosts.py --------------------------------------------------------------------------------
 
 # -- 6. Domains a cookie may have been set under (real public suffix list) ---------------------------------------------
 
@@ -420,6 +404,54 @@ def test_domain_variants_ask_the_suffix_list_once_per_host_and_never_for_ips() -
 
 def test_domain_variants_stay_host_only_when_the_registrable_domain_is_not_a_suffix() -> None:
     assert DomainVariants(lambda host: "other.org").domains("www.example.com") == ("",)
+
+
+def test_a_deep_host_is_expired_under_itself_and_the_names_nearest_its_registrable_domain(
+    variants: DomainVariants,
+) -> None:
+    host = "a.b.c.d.e.f.g.shop.example.co.kr"
+    assert variants.domains(host) == ("", host, "g.shop.example.co.kr", "shop.example.co.kr", "example.co.kr")
+    longest = "a." * 120 + "example.com"
+    assert len(variants.domains(longest)) == 1 + MAX_DOMAIN_ATTRIBUTES
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("www.shop.example.co.kr", ("", "www.shop.example.co.kr", "shop.example.co.kr", "example.co.kr")),
+        ("shop.example.co.kr", ("", "shop.example.co.kr", "example.co.kr")),
+        ("www.elsewhere.example", ("",)),
+        ("shop.example.co.kr.evil.example", ("",)),
+    ],
+)
+def test_hosts_outside_allowed_hosts_get_host_only_deletions(
+    psl: PublicSuffixList, host: str, expected: tuple[str, ...]
+) -> None:
+    variants = DomainVariants(psl.privatesuffix, AllowedHosts([".shop.example.co.kr"]))
+    assert variants.domains(host) == expected
+
+
+def test_expiries_stop_at_the_cookie_limit() -> None:
+    names = [f"_ga_{n}" for n in range(100)]
+    headers = expiries(names, DOMAINS, secure=False)
+    assert [set_cookie_name(h) for h in headers[:: len(DOMAINS)]] == names[:MAX_EXPIRED_PER_RESPONSE]
+    assert len(headers) == MAX_EXPIRED_PER_RESPONSE * len(DOMAINS)
+
+
+def test_expiries_stop_at_the_byte_limit_but_always_expire_the_first_cookie() -> None:
+    long_domains = ("", "a" * 60 + ".example.com", "b" * 60 + ".example.com", "example.com")
+    names = ["x" * 1000 + str(n) for n in range(10)]
+    headers = expiries(names, long_domains, secure=True)
+    one_cookie = sum(map(len, expiring_set_cookies(names[0], long_domains, secure=True)))
+    assert sum(map(len, headers)) <= MAX_EXPIRY_BYTES
+    assert len(headers) == len(long_domains) * (MAX_EXPIRY_BYTES // one_cookie)
+    huge = ["y" * 3000]
+    assert len(expiries(huge, long_domains, secure=True)) == len(long_domains)
+
+
+def test_expiries_pass_over_names_no_browser_could_store() -> None:
+    headers = expiries(["z" * (MAX_COOKIE_NAME + 1), "_ga"], DOMAINS, secure=False)
+    assert {set_cookie_name(h) for h in headers} == {"_ga"}
 
 
 # -- 7. Expiring refused cookies ------------------------------------------------------------------------------------

@@ -10,7 +10,18 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import HOST, GateFactory, consent_cookie, set_cookie_names, set_cookies
+from cookie_gate.cookies import MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES
+from tests.clocks import suite_clock
+from tests.conftest import (
+    HOST,
+    GateFactory,
+    consent_cookie,
+    http_scope,
+    kept_cookie,
+    run_asgi,
+    set_cookie_names,
+    set_cookies,
+)
 
 pytestmark = pytest.mark.anyio
 Clients = Callable[..., httpx.AsyncClient]
@@ -26,7 +37,7 @@ ROUTES = [Route("/", home)]
 
 
 def cookie_attributes(response: httpx.Response, name: str = "cookie_gate") -> list[str]:
-    value = next(v for v in set_cookies(response) if v.startswith(f"{name}="))
+    value = next(v for v in reversed(set_cookies(response)) if v.startswith(f"{name}="))
     return value.split("; ")[1:]
 
 
@@ -59,7 +70,7 @@ async def test_a_json_decision_is_stored_in_the_cookie_and_shown_back(
     response = await client.post(CONSENT, json={"accept": accept})
     assert response.status_code == 200
     assert response.json()["categories"] == expected
-    cookie = next(v for v in set_cookies(response) if v.startswith("cookie_gate=")).partition(";")[0]
+    cookie = kept_cookie(response)
     shown = await record(client, cookie)
     assert shown["decided"] is True
     assert shown["categories"] == expected
@@ -80,7 +91,7 @@ async def test_the_record_holds_the_history_of_decisions_under_one_id(gate: Gate
     client = client_for(gate(ROUTES))
     first = await consent_cookie(client, "all")
     second_response = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": first})
-    second = next(v for v in set_cookies(second_response) if v.startswith("cookie_gate=")).partition(";")[0]
+    second = kept_cookie(second_response)
     shown = await record(client, second)
     history = shown["history"]
     assert isinstance(history, list)
@@ -102,7 +113,7 @@ async def test_an_undecided_visitor_sees_an_empty_record(gate: GateFactory, clie
 async def test_a_decision_expires_the_refused_cookies_the_browser_sent(gate: GateFactory, client_for: Clients) -> None:
     client = client_for(gate(ROUTES))
     response = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": "_ga=1; _fbp=2; sid=3"})
-    expired = {v.partition("=")[0] for v in set_cookies(response) if "Max-Age=0" in v}
+    expired = {v.partition("=")[0] for v in set_cookies(response) if "Max-Age=0" in v} - {"cookie_gate"}
     assert expired == {"_fbp"}
 
 
@@ -125,7 +136,7 @@ async def test_a_form_post_answers_303_back_to_the_page(
     response = await client.post(CONSENT, content=body, headers=FORM)
     assert response.status_code == 303
     assert response.headers["location"] == "/shop?page=2"
-    cookie = next(v for v in set_cookies(response) if v.startswith("cookie_gate=")).partition(";")[0]
+    cookie = kept_cookie(response)
     categories = (await record(client, cookie))["categories"]
     assert isinstance(categories, dict)
     assert (categories["analytics"], categories["marketing"]) == (analytics, marketing)
@@ -148,6 +159,9 @@ async def test_a_form_never_redirects_off_site(gate: GateFactory, client_for: Cl
         {"origin": "https://evil.example"},
         {"origin": "null"},
         {"origin": f"https://{HOST}"},  # wrong scheme: the site is served over http here
+        {"origin": f"http://{HOST}.evil.example"},  # the site's name as a prefix
+        {"origin": f"http://evil-{HOST}"},  # the site's name as a suffix
+        {"origin": f"http://{HOST}:8080"},
         {"sec-fetch-site": "cross-site"},
         {"sec-fetch-site": "same-site"},
         {"origin": "https://evil.example", "sec-fetch-site": "same-origin"},
@@ -259,7 +273,8 @@ async def test_withdrawal_clears_the_choice_and_expires_every_non_necessary_cook
     expired = {v.partition("=")[0] for v in set_cookies(response) if "Max-Age=0" in v}
     assert expired == {"cookie_gate", "_ga", "_fbp"}
     history = await record(client, cookie)
-    assert history["decided"] is True  # the old cookie still verifies; the log shows the withdrawal
+    assert history["decided"] is False  # a copy of the old cookie sent again no longer counts
+    assert history["categories"] == {"necessary": True, "preferences": False, "analytics": False, "marketing": False}
     entries = history["history"]
     assert isinstance(entries, list)
     assert [h["action"] for h in entries] == ["accept_all", "withdraw"]
@@ -325,3 +340,198 @@ async def test_a_bad_remember_value_is_refused(
         CONSENT, content=request_body, headers={"content-type": content_type}
     )
     assert response.status_code == 400 and "remember" in response.json()["error"]
+
+
+# -- what withstood attacks, and what no longer gets through ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"referer": "https://evil.example/"},
+        {"referer": "https://evil.example/page?from=" + HOST},
+        {"referer": f"https://{HOST}/"},  # wrong scheme
+        {"referer": f"http://{HOST}.evil.example/"},
+        {"referer": f"http://evil.example/{HOST}"},
+        {"referer": "not a url"},
+        {"referer": "http://[::1"},
+        {"sec-fetch-site": "none"},
+        {"sec-fetch-site": "cross-site", "referer": f"http://{HOST}/"},
+    ],
+)
+async def test_a_cross_site_referer_is_refused_like_a_cross_site_origin(
+    gate: GateFactory, client_for: Clients, headers: dict[str, str]
+) -> None:
+    client = client_for(gate(ROUTES))
+    for method in ("POST", "DELETE"):
+        response = await client.request(method, CONSENT, json={"accept": "all"}, headers=headers)
+        assert response.status_code == 403, method
+        assert "refused" in response.json()["error"]
+        assert set_cookies(response) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"referer": f"http://{HOST}/shop?page=2"},
+        {"referer": f"HTTP://{HOST.upper()}/"},
+        {"referer": "https://shop.example.co.kr/checkout"},  # in allowed_origins
+    ],
+)
+async def test_a_same_origin_referer_is_allowed(
+    gate: GateFactory, client_for: Clients, headers: dict[str, str]
+) -> None:
+    client = client_for(gate(ROUTES, allowed_origins=["https://shop.example.co.kr"]))
+    response = await client.post(CONSENT, content="action=reject_all&next=%2F", headers={**FORM, **headers})
+    assert response.status_code == 303
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"action=accept_all&next=%2F%2Fevil.example",
+        b"action=accept_all&next=%2F%5Cevil.example",
+        b"action=accept_all&next=%5C%2Fevil.example",
+        b"action=accept_all&next=%252F%252Fevil.example",
+        b"action=accept_all&next=%2F%09%2Fevil.example",
+        b"action=accept_all&next=https%3Aevil.example",
+        b"action=accept_all&next=%2Fa%0D%0ALocation%3A%20https%3A%2F%2Fevil.example",
+        b"action=accept_all&next=%2Fa%00",
+        b"action=accept_all&next=" + b"%2Fa" * 5000,
+    ],
+)
+async def test_no_next_trick_leaves_the_site(gate: GateFactory, client_for: Clients, body: bytes) -> None:
+    response = await client_for(gate(ROUTES)).post(CONSENT, content=body, headers=FORM)
+    assert response.status_code == (413 if len(body) > 16 * 1024 else 400)
+    assert "location" not in response.headers
+    assert set_cookies(response) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"x-http-method-override": "DELETE"}, b'{"accept": "all"}'),
+        ({"x-method-override": "PUT"}, b'{"accept": "all"}'),
+    ],
+)
+async def test_method_overrides_are_not_obeyed(
+    gate: GateFactory, client_for: Clients, headers: dict[str, str], body: bytes
+) -> None:
+    response = await client_for(gate(ROUTES)).post(
+        CONSENT, content=body, headers={"content-type": "application/json", **headers}
+    )
+    assert response.status_code == 200 and response.json()["decided"] is True
+
+
+@pytest.mark.parametrize("host", [b"a." * 1000 + b"com", b"a." * 3000 + b"com"], ids=["2 KB", "6 KB"])
+@pytest.mark.parametrize(("method", "body"), [("POST", b'{"accept": []}'), ("DELETE", b"")])
+async def test_the_endpoints_bound_their_deletions_whatever_the_host(
+    gate: GateFactory, host: bytes, method: str, body: bytes
+) -> None:
+    trackers = "; ".join(f"_ga_{n}=1" for n in range(200)).encode()
+    scope = http_scope(CONSENT, method=method, headers=[(b"cookie", trackers), (b"content-type", b"application/json")])
+    scope["headers"][0] = (b"host", host)
+    messages = await run_asgi(gate(ROUTES), scope, body)
+    assert messages[0]["status"] == 200
+    values = [v for n, v in messages[0]["headers"] if n == b"set-cookie"]
+    assert len(values) == MAX_EXPIRED_PER_RESPONSE + 1  # the consent cookie, and 32 host-only deletions
+    assert not any(b"Domain=" in v for v in values)
+    assert sum(map(len, values)) < MAX_EXPIRY_BYTES + 500
+
+
+async def test_a_decision_replaces_consent_cookies_tossed_under_a_parent_domain(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate(ROUTES))
+    tossed = await consent_cookie(client, "all")
+    response = await client.post(CONSENT, json={"accept": []}, headers={"cookie": tossed})
+    consent = [v for v in set_cookies(response) if v.startswith("cookie_gate=")]
+    deleted = [next((a for a in v.split("; ") if a.startswith("Domain=")), "") for v in consent[:-1]]
+    assert deleted == ["Domain=www.shop.example.co.kr", "Domain=shop.example.co.kr", "Domain=example.co.kr"]
+    assert all("Max-Age=0" in v for v in consent[:-1])
+    assert "Max-Age=0" not in consent[-1] and "Domain=" not in consent[-1]  # the new one comes last
+    scoped = client_for(gate(ROUTES, cookie_domain="example.co.kr"))
+    response = await scoped.post(CONSENT, json={"accept": []})
+    consent = [v for v in set_cookies(response) if v.startswith("cookie_gate=")]
+    assert [next((a for a in v.split("; ") if a.startswith("Domain=")), "") for v in consent] == [
+        "",
+        "Domain=www.shop.example.co.kr",
+        "Domain=shop.example.co.kr",
+        "Domain=example.co.kr",
+    ]
+    assert consent[-1].startswith("cookie_gate=1:") and "Max-Age=0" not in consent[-1]
+
+
+async def test_withdrawal_withdraws_every_consent_cookie_the_browser_sent(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate(ROUTES))
+    mine = await consent_cookie(client, [])
+    tossed = await consent_cookie(client, "all")
+    assert (await client.delete(CONSENT, headers={"cookie": f"{tossed}; {mine}"})).status_code == 200
+    for cookie in (mine, tossed):
+        shown = await record(client, cookie)
+        assert shown["decided"] is False
+        history = shown["history"]
+        assert isinstance(history, list) and history[-1]["action"] == "withdraw"
+
+
+async def test_the_record_agrees_with_the_log_on_an_instance_that_never_saw_the_withdrawal(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    first = client_for(gate(ROUTES))
+    cookie = await consent_cookie(first, ["analytics"])
+    assert (await first.delete(CONSENT, headers={"cookie": cookie})).status_code == 200
+    other = gate(ROUTES)
+    client = client_for(other)
+    shown = await record(client, cookie)
+    assert shown["decided"] is False
+    assert shown["categories"] == {"necessary": True, "preferences": False, "analytics": False, "marketing": False}
+    history = shown["history"]
+    assert isinstance(history, list) and [h["action"] for h in history] == ["custom", "withdraw"]
+    assert (await client.get("/", headers={"cookie": cookie})).status_code == 200
+    assert other.visits.resolve(cookie.encode(), False, suite_clock()).consent.decided is False
+
+
+async def test_deciding_again_after_a_withdrawal_starts_a_new_record(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    old = await consent_cookie(client, "all")
+    await client.delete(CONSENT, headers={"cookie": old})
+    response = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": old})
+    assert response.json()["consent_id"] != (await record(client, old))["consent_id"]
+    shown = await record(client, kept_cookie(response))
+    assert shown["decided"] is True
+    history = shown["history"]
+    assert isinstance(history, list) and [h["action"] for h in history] == ["custom"]
+
+
+# -- the __Host- prefix ------------------------------------------------------------------------------
+
+
+async def test_a_host_prefixed_consent_cookie_is_secure_host_only_and_read_back(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate(ROUTES, cookie_name="__Host-cookie_gate"), base_url=f"https://{HOST}")
+    response = await client.post(CONSENT, json={"accept": ["analytics"]})
+    values = set_cookies(response)
+    assert len(values) == 1  # no Domain variant can exist, so none is deleted
+    assert values[0].split("; ")[1:] == ["Max-Age=15552000", "Path=/", "HttpOnly", "SameSite=Lax", "Secure"]
+    cookie = kept_cookie(response, "__Host-cookie_gate")
+    shown = await record(client, cookie)
+    assert shown["decided"] is True and shown["categories"]["analytics"] is True  # type: ignore[index]
+    withdrawn = await client.delete(CONSENT, headers={"cookie": cookie})
+    assert set_cookies(withdrawn) == [
+        "__Host-cookie_gate=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Lax; Secure"
+    ]
+
+
+async def test_a_host_prefixed_consent_cookie_over_plain_http_is_still_secure_and_says_why(
+    gate: GateFactory, client_for: Clients, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_for(gate(ROUTES, cookie_name="__Host-cookie_gate"))
+    for _ in range(2):
+        response = await client.post(CONSENT, json={"accept": []})
+        assert response.status_code == 200
+        assert set_cookies(response)[0].endswith("; Secure")
+    warnings = [r for r in caplog.records if "is sent with Secure" in r.getMessage()]
+    assert len(warnings) == 1

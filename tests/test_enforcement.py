@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings, strategies as st
+from itsdangerous import Signer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from cookie_gate.asgi import Message, Receive, Scope, Send
+from cookie_gate.classify import CookieClassifier
+from cookie_gate.config import load_config
+from cookie_gate.consent import ConsentCodec, Decision
+from cookie_gate.cookies import MAX_DOMAIN_ATTRIBUTES, MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES, DomainVariants
+from cookie_gate.store.sqlite import SQLiteStore
+from cookie_gate.visit import VisitResolver
 from tests.clocks import SteppedClock
 from tests.conftest import (
     HOST,
+    SECRET,
     GateFactory,
     consent_cookie,
     http_scope,
@@ -269,6 +281,9 @@ async def test_tampered_expired_or_foreign_consent_cookies_mean_undecided(
     }
     raw = {label: f"cookie_gate={value}".encode() for label, value in variants.items()}
     raw["non-utf8"] = b"cookie_gate=\xff\xfe." + signature.encode()
+    raw["100 KB"] = b"cookie_gate=" + good.encode() * (100_000 // len(good))
+    other_salt = Signer(SECRET, salt="another.salt", key_derivation="hmac", digest_method=hashlib.sha256)
+    raw["other salt"] = b"cookie_gate=" + other_salt.sign(payload.encode())
     for label, value in raw.items():
         body = (await client.get("/echo", headers=[(b"cookie", value)])).json()
         assert body["decided"] is False, label
@@ -418,3 +433,196 @@ async def test_lifespan_passes_through_and_shutdown_releases_the_store(gate: Gat
     assert events == ["lifespan.startup", "lifespan.shutdown"]
     assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
     assert gated.store._connection is None
+
+
+# -- a Host header cannot multiply the deletions --------------------------------------------------
+
+TRACKERS = "; ".join(f"_ga_{n}=1" for n in range(MAX_EXPIRED_PER_RESPONSE))
+
+
+def with_host(host: bytes, cookie: str, path: str = "/echo") -> Scope:
+    scope = http_scope(path, headers=[(b"cookie", cookie.encode())])
+    scope["headers"][0] = (b"host", host)
+    return scope
+
+
+def response_set_cookies(messages: list[Message]) -> list[bytes]:
+    return [v for n, v in messages[0]["headers"] if n.lower() == b"set-cookie"]
+
+
+@pytest.mark.parametrize("host", [b"a." * 1000 + b"com", b"a." * 3000 + b"com"], ids=["2 KB", "6 KB"])
+async def test_a_huge_host_header_gets_one_host_only_deletion_per_cookie(gate: GateFactory, host: bytes) -> None:
+    headers = response_set_cookies(await run_asgi(gate(ROUTES), with_host(host, TRACKERS)))
+    assert len(headers) == MAX_EXPIRED_PER_RESPONSE
+    assert not any(b"domain=" in value.lower() for value in headers)
+    assert sum(map(len, headers)) < MAX_EXPIRY_BYTES
+
+
+async def test_the_deepest_valid_host_name_keeps_deletions_bounded(gate: GateFactory) -> None:
+    host = b"a." * 117 + b"shop.example.co.kr"
+    assert len(host) <= 253
+    headers = response_set_cookies(await run_asgi(gate(ROUTES), with_host(host, TRACKERS)))
+    assert len(headers) <= MAX_EXPIRED_PER_RESPONSE * (1 + MAX_DOMAIN_ATTRIBUTES)
+    assert sum(map(len, headers)) <= MAX_EXPIRY_BYTES
+    assert any(value.endswith(b"; Domain=example.co.kr") for value in headers)
+
+
+@pytest.mark.parametrize(
+    ("allowed_hosts", "domains"),
+    [
+        ([], ["", HOST, "shop.example.co.kr", "example.co.kr"]),
+        (["*"], ["", HOST, "shop.example.co.kr", "example.co.kr"]),
+        ([".example.co.kr"], ["", HOST, "shop.example.co.kr", "example.co.kr"]),
+        ([HOST], ["", HOST, "shop.example.co.kr", "example.co.kr"]),
+        (["shop.example.co.kr", "localhost"], [""]),
+    ],
+)
+async def test_allowed_hosts_decide_which_hosts_earn_parent_domains(
+    gate: GateFactory, client_for: Clients, allowed_hosts: list[str], domains: list[str]
+) -> None:
+    client = client_for(gate(ROUTES, allowed_hosts=allowed_hosts))
+    response = await client.get("/echo", headers={"cookie": f"{MARKETING}=2"})
+    assert response.status_code == 200  # a host outside the list is never refused, only kept host-only
+    assert expiries(response) == {MARKETING: domains}
+
+
+# -- several consent cookies ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["accept first", "reject first"])
+async def test_conflicting_consent_cookies_allow_only_what_all_of_them_allow(
+    gate: GateFactory, client_for: Clients, reverse: bool
+) -> None:
+    client = client_for(gate(ROUTES))
+    everything = await consent_cookie(client, "all")
+    nothing = await consent_cookie(client, [])
+    pair = [everything, nothing][::-1] if reverse else [everything, nothing]
+    response = await client.get("/echo", headers={"cookie": f"{pair[0]}; {ANALYTICS}=1; {pair[1]}; {NECESSARY}=2"})
+    body = response.json()
+    assert body["decided"] is True
+    assert body["allowed"] == ["necessary"]
+    assert body["raw"] == f"{NECESSARY}=2"  # neither consent cookie reaches the app's own parser
+    assert list(expiries(response)) == [ANALYTICS]
+
+
+async def test_overlapping_consent_cookies_allow_their_common_categories(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    client = client_for(gate(ROUTES))
+    one = await consent_cookie(client, ["analytics", "preferences"])
+    other = await consent_cookie(client, ["analytics", "marketing"])
+    body = (await client.get("/echo", headers={"cookie": f"{one}; {other}"})).json()
+    assert body["allowed"] == ["analytics", "necessary"]
+
+
+@pytest.mark.parametrize("mode", ["opt-in", "opt-out"])
+async def test_an_invalid_consent_cookie_beside_a_valid_one_allows_less(
+    gate: GateFactory, client_for: Clients, mode: str
+) -> None:
+    client = client_for(gate(ROUTES, mode=mode))
+    refused_marketing = await consent_cookie(client, ["analytics", "preferences"])
+    for junk in ("cookie_gate=forged", "cookie_gate=" + refused_marketing.partition("=")[2][:-2] + "xx"):
+        body = (await client.get("/echo", headers={"cookie": f"{junk}; {refused_marketing}"})).json()
+        assert body["decided"] is False  # asked again
+        expected = ["analytics", "necessary", "preferences"] if mode == "opt-out" else ["necessary"]
+        assert body["allowed"] == expected
+        assert body["raw"] is None
+
+
+async def test_the_same_consent_cookie_sent_twice_is_one_decision(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    cookie = await consent_cookie(client, ["analytics"])
+    body = (await client.get("/echo", headers={"cookie": f"{cookie}; {cookie}"})).json()
+    assert body["decided"] is True and body["allowed"] == ["analytics", "necessary"]
+    assert body["raw"] == f"{cookie}; {cookie}"
+
+
+# -- a withdrawn consent id sent again ------------------------------------------------------------------
+
+
+async def test_a_replayed_copy_of_a_withdrawn_cookie_no_longer_counts(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES))
+    cookie = await consent_cookie(client, "all")
+    assert (await client.get("/echo", headers={"cookie": f"{cookie}; {ANALYTICS}=1"})).json()["analytics"] is True
+    assert (await client.delete("/_cookie_gate/consent", headers={"cookie": cookie})).status_code == 200
+    response = await client.get("/echo", headers={"cookie": f"{cookie}; {ANALYTICS}=1"})
+    assert response.json()["decided"] is False
+    assert ANALYTICS not in response.json()["cookies"]
+    assert list(expiries(response)) == [ANALYTICS]
+    fresh = await consent_cookie(client, ["analytics"])  # deciding again works, under a new id
+    assert (await client.get("/echo", headers={"cookie": fresh})).json()["allowed"] == ["analytics", "necessary"]
+
+
+async def test_another_instance_learns_of_a_withdrawal_without_making_a_request_wait(
+    gate: GateFactory, client_for: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = gate(ROUTES)
+    cookie = await consent_cookie(client_for(first), "all")
+    assert (await client_for(first).delete("/_cookie_gate/consent", headers={"cookie": cookie})).status_code == 200
+    release = threading.Event()
+    looked_up: list[list[str]] = []
+    real = SQLiteStore.withdrawals
+
+    def slow_withdrawals(self: SQLiteStore, consent_ids: list[str]) -> dict[str, int]:
+        looked_up.append(consent_ids)
+        release.wait(30)
+        return real(self, consent_ids)
+
+    monkeypatch.setattr(SQLiteStore, "withdrawals", slow_withdrawals)
+    second = gate(ROUTES)  # another process on the same store, which never saw the withdrawal
+    client = client_for(second)
+    # The store is stuck: the request goes on with the cookie as it reads, and is not held up.
+    assert (await client.get("/echo", headers={"cookie": cookie})).json()["decided"] is True
+    assert (await client.get("/echo", headers={"cookie": cookie})).json()["decided"] is True
+    release.set()
+    assert second.withdrawals.wait(30)
+    assert len(looked_up) == 1  # once per consent id, however often it comes back
+    assert (await client.get("/echo", headers={"cookie": cookie})).json()["decided"] is False
+
+
+async def test_a_store_that_is_down_never_reaches_a_request(gate: GateFactory, client_for: Clients) -> None:
+    cookie = await consent_cookie(client_for(gate(ROUTES)), ["analytics"])
+    broken = gate(ROUTES, store="sqlite:////nonexistent-dir/cookie_gate.sqlite3")
+    client = client_for(broken)
+    assert (await client.get("/echo", headers={"cookie": cookie})).json()["analytics"] is True
+    assert broken.withdrawals.wait(30)
+    assert broken.withdrawals.failed == 1
+    assert (await client.get("/echo", headers={"cookie": cookie})).json()["analytics"] is True
+
+
+def _resolver(mode: str) -> tuple[VisitResolver, ConsentCodec]:
+    config = load_config(secret_key=SECRET, environ={}, mode=mode)
+    codec = ConsentCodec(config.secret_keys, policy_version="1", categories=config.category_names)
+    return VisitResolver(config, codec, CookieClassifier(config), DomainVariants(lambda host: None)), codec
+
+
+OPTIONAL = ("preferences", "analytics", "marketing")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    mode=st.sampled_from(["opt-in", "opt-out"]),
+    gpc=st.booleans(),
+    choices=st.lists(st.sets(st.sampled_from(OPTIONAL)), max_size=4),
+    junk=st.lists(st.sampled_from(["", "x", "1:analytics:1:1:id", "1:analytics:1:1:id.forged"]), max_size=2),
+    order=st.randoms(use_true_random=False),
+)
+def test_no_mix_of_consent_cookies_allows_more_than_any_valid_one(
+    mode: str, gpc: bool, choices: list[set[str]], junk: list[str], order: random.Random
+) -> None:
+    resolver, codec = _resolver(mode)
+    now = 1_796_000_000
+    values = [
+        codec.encode(Decision(frozenset(c) | {"necessary"}, "1", now - n, f"id{n}")) for n, c in enumerate(choices)
+    ]
+    sent = values + junk
+    order.shuffle(sent)
+    header = "; ".join(f"cookie_gate={v}" for v in sent).encode() or None
+    consent = resolver.resolve(header, gpc, now).consent
+    for choice in choices:
+        assert consent.categories <= frozenset(choice) | {"necessary"}
+    if junk:
+        assert consent.categories <= resolver.undecided(gpc).categories
+    if choices and not junk:
+        assert consent.decided
+        assert consent.categories == frozenset.intersection(*(frozenset(c) for c in choices)) | {"necessary"}

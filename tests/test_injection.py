@@ -295,6 +295,18 @@ async def test_tags_of_unaccepted_categories_cannot_run(gate: GateFactory) -> No
     assert b'<iframe data-cookie-category="marketing" data-src="https://video.example/embed">' in body
 
 
+async def test_tags_are_recognised_as_a_browser_does_through_the_gate(gate: GateFactory) -> None:
+    page = (
+        b'<!-- <script data-cookie-category="analytics"> --><script data-x="a>b" data-cookie-category="analytics"'
+        b' src="/a.js"></script><SCRIPT/DATA-COOKIE-CATEGORY=marketing src=/m.js></SCRIPT>'
+    )
+    chunks = [page[i : i + 5] for i in range(0, len(page), 5)]
+    body = body_of(await run_asgi(gate(tagged_app(chunks)), http_scope("/")))
+    assert body.startswith(b'<!-- <script data-cookie-category="analytics"> -->')
+    assert b'<script type="text/plain" data-x="a>b" data-cookie-category="analytics" src="/a.js">' in body
+    assert b'<SCRIPT type="text/plain"/DATA-COOKIE-CATEGORY=marketing src=/m.js>' in body
+
+
 async def test_tags_of_accepted_categories_are_left_alone(gate: GateFactory, client_for: Clients) -> None:
     app = gate(tagged_app([TAGGED]))
     cookie = (await consent_cookie(client_for(app), ["analytics"])).encode()
@@ -355,3 +367,26 @@ async def test_prior_blocking_can_be_switched_off_by_a_site_that_tags_nothing(ga
     body = body_of(await run_asgi(gate(tagged_app([TAGGED]), prior_blocking=False), http_scope("/")))
     assert b'<script data-cookie-category="analytics" src="/ga.js">' in body
     assert MARKER.encode() in body  # the banner is still there
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        (
+            b"<!doctype html><!-- <head> --><html lang=ko><head><title>t</title>",
+            b"<!doctype html><!-- <head> --><html lang=ko><head>[H]<title>t</title>",
+        ),
+        (b"<html><head data-x='>'><title>", b"<html><head data-x='>'>[H]<title>"),
+        (b"<!doctype html>\n<p>no head", b"<!doctype html>\n[H]<p>no head"),
+        (b"\xef\xbb\xbf<html>\n<body>", b"\xef\xbb\xbf<html>\n[H]<body>"),
+        (b"<!doctype html><html>", b"<!doctype html><html>[H]"),
+        (b"text first<head>", b"[H]text first<head>"),
+        (b"<headline><head>", b"[H]<headline><head>"),
+    ],
+)
+def test_the_head_snippet_goes_after_head_or_before_the_first_content(page: bytes, expected: bytes) -> None:
+    """Consent Mode's default must come before any script, wherever the chunks are cut."""
+    for size in (len(page), 1, 3):
+        rewriter = PageRewriter(b"[H]", b"", frozenset({"necessary"}))
+        out = [rewriter.feed(page[i : i + size], True) for i in range(0, len(page), size)]
+        assert b"".join(out) + rewriter.feed(b"", False) == expected, size

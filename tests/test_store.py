@@ -134,3 +134,14 @@ def test_a_postgresql_purge_deletes_and_rewrites_the_tables(postgres: Postgres) 
     store.close()
     assert deleted["cookie_gate_detail"] == 1 and rows == ["/keep"]
     assert before != after  # VACUUM FULL wrote a new file; the old one, with the purged row, is gone
+
+
+def test_withdrawals_are_found_with_the_time_of_the_latest(store: SQLStore) -> None:
+    store.log_decision(record("visitor-a", 100))
+    store.log_decision(record("visitor-a", 200, "withdraw"))
+    store.log_decision(record("visitor-a", 300, "custom"))
+    store.log_decision(record("visitor-a", 400, "withdraw"))
+    store.log_decision(record("visitor-b", 150))
+    assert store.withdrawals(["visitor-a", "visitor-b", "nobody"]) == {"visitor-a": 400}
+    assert store.withdrawals([]) == {}
+    assert store.withdrawals([f"id-{n}" for n in range(100)]) == {}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from cookie_gate.clock import Clock
-from cookie_gate.cookies import request_host
+from cookie_gate.hosts import request_host
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import VisitStart

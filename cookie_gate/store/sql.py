@@ -122,6 +122,21 @@ class SQLStore:
             rows = cursor.fetchall()
         return [DecisionRecord(r[0], r[1], r[2], tuple(r[3].split()), r[4], bool(r[5])) for r in rows]
 
+    def withdrawals(self, consent_ids: list[str]) -> dict[str, int]:
+        """The latest withdrawal time of each of `consent_ids` that was ever withdrawn."""
+        if not consent_ids:
+            return {}
+        marks = ", ".join("?" * len(consent_ids))
+        with self._lock, self._transaction(self._connected()) as cursor:
+            cursor.execute(
+                self._sql(
+                    "SELECT consent_id, MAX(decided_at) FROM cookie_gate_consent_log"
+                    f" WHERE action = 'withdraw' AND consent_id IN ({marks}) GROUP BY consent_id"
+                ),
+                consent_ids,
+            )
+            return {str(row[0]): int(row[1]) for row in cursor.fetchall()}
+
     # -- statistics --------------------------------------------------------------------------
 
     def add_stats(self, batch: StatsBatch) -> None:

@@ -83,10 +83,16 @@
       else script.text = old.text;
       old.replaceWith(script);
     });
-    d.querySelectorAll("iframe[data-cookie-category][data-src]").forEach((frame) => {
+    d.querySelectorAll("iframe[data-cookie-category]").forEach((frame) => {
       if (!allowed[frame.getAttribute("data-cookie-category")]) return;
-      frame.src = frame.getAttribute("data-src");
-      frame.removeAttribute("data-src");
+      if (frame.hasAttribute("data-srcdoc")) {
+        frame.srcdoc = frame.getAttribute("data-srcdoc");
+        frame.removeAttribute("data-srcdoc");
+      }
+      if (frame.hasAttribute("data-src")) {
+        frame.src = frame.getAttribute("data-src");
+        frame.removeAttribute("data-src");
+      }
     });
   };
 

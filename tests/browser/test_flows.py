@@ -100,6 +100,27 @@ def test_a_decision_with_javascript_needs_no_reload(demo: DemoServer, new_page: 
     assert recorded(page, "__csp") == []
 
 
+def test_an_accepted_frame_gets_back_its_srcdoc_and_a_refused_one_does_not(
+    demo: DemoServer, new_page: PageFactory
+) -> None:
+    page = new_page()
+    page.goto(demo.url + "/")
+    # Frames as the server leaves them for an undecided visitor: srcdoc kept aside as data-srcdoc.
+    page.evaluate(
+        """() => ["marketing", "ads"].forEach((category) => {
+            const frame = document.createElement("iframe");
+            frame.setAttribute("data-cookie-category", category);
+            frame.setAttribute("data-srcdoc", "<p>" + category + "</p>");
+            frame.id = "frame-" + category;
+            document.body.append(frame);
+        })"""
+    )
+    decided(page, "accept_all")
+    expect(page.locator("#frame-marketing")).to_have_attribute("srcdoc", "<p>marketing</p>")
+    expect(page.locator("#frame-marketing")).not_to_have_attribute("data-srcdoc", "<p>marketing</p>")
+    assert page.locator("#frame-ads").get_attribute("srcdoc") is None  # no such category: never accepted
+
+
 @pytest.mark.parametrize("choice", CHOICES)
 def test_a_decision_without_javascript_is_a_form_post_answered_with_303(
     demo: DemoServer, new_page: PageFactory, choice: str
