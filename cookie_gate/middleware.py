@@ -5,15 +5,18 @@ consent from the `Cookie` header (cached); hand the app a `Cookie` header withou
 refused cookies and the decision in `scope["state"]["consent"]`; on the way out drop
 `Set-Cookie`s of refused categories, expire refused cookies the browser still holds,
 record a page view, and stream HTML through the page rewriter (banner or settings
-control, prior blocking, Consent Mode). Nothing is buffered: an HTML response's start
-waits for its first body chunk, no longer, so its Content-Length can be made exact.
+control, prior blocking, Consent Mode). A streamed page is never buffered: an HTML
+response's start waits for its first body chunk, no longer. Only a page whose app
+declared its length (at most `MAX_HELD_BODY`) is held until it is complete, so that
+its Content-Length stays exact.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Unpack
 
 import anyio.to_thread
@@ -37,6 +40,7 @@ from cookie_gate.withdrawals import Withdrawals
 
 #: What `_enter` learns from the request headers: visit, time, Host, Accept-Language, User-Agent, Referer.
 _Request = tuple[Visit, float, bytes | None, bytes | None, bytes | None, bytes | None]
+logger = logging.getLogger("cookie_gate")
 #: Host header -> host name, at most 256 KB of them (a header above 2 KB is parsed every time).
 _cached_host = BoundedCache(
     request_host,
@@ -49,6 +53,9 @@ _cached_host = BoundedCache(
 SNIPPET_CACHE_BYTES = 8 * 2**20
 #: Share of `shutdown_timeout` one store connect or statement may take, so a flush fits in it.
 STORE_TIMEOUT_SHARE = 0.4
+#: Where the gate leaves itself in `scope["state"]` when the banner is placed by a template
+#: (`inject_banner = false`), so a template call can render it (`cookie_gate.integrations`).
+GATE_STATE_KEY = "cookie_gate"
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
 # Header names the gateway reads, to one dict lookup per header instead of a chain of comparisons.
@@ -79,19 +86,21 @@ class CookieGateMiddleware:
     Configuration comes from keyword arguments, then the environment, then the
     `config` TOML file (or `Config` object); it is validated here, once, and every
     mistake raises `ConfigError` naming the key. `clock` is the wall clock every part
-    reads (`time.time` unless a test fixes it).
+    reads (`time.time` unless a test fixes it). `app` is any ASGI application; it is
+    typed loosely because Quart and Litestar type theirs with their own scope classes.
     """
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: Callable[..., Awaitable[None]],
         secret_key: str | Sequence[str] | None = None,
         *,
         config: str | os.PathLike[str] | Config | Mapping[str, Any] | None = None,
         clock: Clock = time.time,
         **options: Unpack[Options],
     ) -> None:
-        self.app = app
+        _refuse_inner_placement(app)
+        self.app: ASGIApp = app
         self._clock = clock
         self.config = settings = load_config(config, secret_key=secret_key, **options)
         self.classifier = CookieClassifier(settings)
@@ -127,6 +136,8 @@ class CookieGateMiddleware:
             max_entry_bytes=SNIPPET_CACHE_BYTES // 64,
         )
         self._everything = frozenset(settings.category_names)
+        #: Pages whose app sent more body than its own Content-Length after the page was complete.
+        self.overrun_pages = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -236,8 +247,9 @@ class CookieGateMiddleware:
 
     def _responder(self, scope: Scope, send: Send) -> Send:
         request = self._enter(scope)
-        rewriter: PageRewriter | None = None
-        held: Message | None = None
+        if not self._inject:
+            scope["state"][GATE_STATE_KEY] = self
+        page: _Page | None = None
         may_rewrite = scope["method"] != "HEAD"
         if may_rewrite:
             extensions = scope.get("extensions")
@@ -246,26 +258,15 @@ class CookieGateMiddleware:
                 scope["extensions"] = {k: v for k, v in extensions.items() if k not in _UNBUFFERABLE_EXTENSIONS}
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal rewriter, held
-            if rewriter is not None:
-                if message["type"] == "http.response.body":
-                    more = message.get("more_body", False)
-                    body = rewriter.feed(message.get("body", b""), more)
-                    if held is not None:
-                        # The start waited for the first chunk: now its length can be made exact.
-                        await send(_sized(held, body, more, rewriter))
-                        held = None
-                    message = {**message, "body": body}
-                    if not more:
-                        rewriter = None
-                elif held is not None:
-                    # Something other than a body came first: send the page as the app made it.
-                    await send(held)
-                    held = rewriter = None
-            elif message["type"] == "http.response.start":
+            nonlocal page
+            if page is not None:
+                if await page.send(message, send):
+                    page = None
+                return
+            if message["type"] == "http.response.start":
                 message, rewriter = self._start(message, scope, request, may_rewrite)
                 if rewriter is not None:
-                    held = message
+                    page = _Page(message, rewriter, self._overrun)
                     return
             await send(message)
 
@@ -348,6 +349,14 @@ class CookieGateMiddleware:
             out.append((b"set-cookie", counter_cookie))
         return {**message, "headers": out}, rewriter
 
+    def _overrun(self) -> None:
+        self.overrun_pages += 1
+        if self.overrun_pages == 1:
+            logger.warning(
+                "cookie_gate: an app sent more HTML than its Content-Length declared; the extra bytes were "
+                "dropped (the page was already complete). Further cases are counted in overrun_pages, not logged."
+            )
+
     def _rewriter(self, scope: Scope, consent: Consent, language: bytes | None) -> PageRewriter:
         state = scope.get("state")
         nonce = state.get(self._nonce_key) if state else None
@@ -427,6 +436,137 @@ def _snippet_bytes(key: _SnippetKey, snippets: tuple[bytes, bytes]) -> int:
     return size + bytes_size(snippets[0]) + bytes_size(snippets[1])
 
 
+def _refuse_inner_placement(app: object) -> None:
+    """Refuse, at start-up, to be built inside a framework's routing rather than around the app.
+
+    Litestar builds app-level `DefineMiddleware` once per route, after routing: the
+    gate's own endpoints would be 404s, it would never see lifespan, and Litestar's
+    cookie cache would already hold the refused cookies. What it wraps then is one of
+    Litestar's internal layers rather than the `Litestar` application.
+    """
+    kind = type(app)
+    if kind.__module__.partition(".")[0] == "litestar" and kind.__name__ != "Litestar":
+        raise ConfigError(
+            "app",
+            f"CookieGateMiddleware is wrapping Litestar's {kind.__name__}, not the application: as "
+            "DefineMiddleware it runs after routing, once per route, so /_cookie_gate/* is a 404 and refused "
+            "cookies reach handlers. Wrap the application instead: app = CookieGateMiddleware(Litestar(...), ...)",
+        )
+
+
+MAX_HELD_BODY = 1024 * 1024
+"""The largest declared body the gateway holds back to give the rewritten page an exact Content-Length.
+
+An app that declares a length has the whole page in hand, yet may send it in pieces
+(Quart sends it and then an empty last message; file and Django responses come in
+64 KiB chunks). Holding that much per response lets the rewritten page keep an exact
+length, so the server need not chunk it; a larger page streams (and is chunked)
+rather than sit in memory. A response without a declared length is never held.
+"""
+#: A Content-Length of more digits is no real length (and `int()` refuses thousands of digits).
+_MAX_LENGTH_DIGITS = 18
+
+
+def _declared_length(value: bytes) -> int | None:
+    """The Content-Length an app declared, or None when it is not a plain number of bytes."""
+    value = value.strip()
+    if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+        return None
+    return int(value)
+
+
+class _Page:
+    """One HTML response on its way through the page rewriter.
+
+    Its start waits for the body, so the Content-Length can be made true to the
+    rewritten page. With a declared length of at most `MAX_HELD_BODY`, the pieces
+    are held until the declared number of bytes has come (or the app says it is
+    done) and the page goes out in one message of exact length. Otherwise, and when
+    the body overruns or falls short of what was declared, the page streams: the
+    start goes with the first chunk and each chunk is rewritten as it arrives.
+
+    Body bytes the app sends after its declared length was complete would break the
+    framing the start announced and would bypass the rewriter; they are dropped and
+    reported through `on_overrun`.
+    """
+
+    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_received", "_rewriter", "_start")
+
+    def __init__(self, start: Message, rewriter: PageRewriter, on_overrun: Callable[[], None]) -> None:
+        self._start: Message | None = start
+        self._rewriter = rewriter
+        self._on_overrun = on_overrun
+        self._complete = False
+        #: The declared length while the body is held (read at the first piece that is not the last).
+        self._declared = 0
+        self._held: list[bytes] | None = None
+        self._received = 0
+
+    async def send(self, message: Message, send: Send) -> bool:
+        """Forward `message` as rewritten; True once the response needs no more attention from the page."""
+        start = self._start
+        if message["type"] != "http.response.body":
+            if start is not None:
+                if self._held is None:
+                    # Something other than a body came first: send the page as the app made it.
+                    await send(start)
+                    await send(message)
+                    return True
+                piece = {"type": "http.response.body", "more_body": True}
+                await self._release(start, piece, b"".join(self._held), True, send)
+            await send(message)
+            return False
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        if start is None:
+            if self._complete:
+                if chunk:
+                    self._on_overrun()
+                    message = {**message, "body": b""}
+                await send(message)
+            else:
+                await send({**message, "body": self._rewriter.feed(chunk, more)})
+            return not more
+        held = self._held
+        if not more:
+            # The whole page (or its rest) is here, the common case of one message: its length can be exact.
+            self._start = None
+            rewriter = self._rewriter
+            body = rewriter.feed(chunk if held is None else b"".join([*held, chunk]), False)
+            await send(_sized(start, body, False, rewriter))
+            await send({**message, "body": body})
+            return True
+        if held is None:
+            at = self._rewriter.length_at
+            declared = _declared_length(start["headers"][at][1]) if at >= 0 else None
+            if declared is None or declared > MAX_HELD_BODY:
+                await self._release(start, message, chunk, True, send)  # a stream: never held
+                return False
+            self._declared = declared
+            self._held = held = []
+        declared = self._declared
+        self._received += len(chunk)
+        held.append(chunk)
+        if self._received < declared:
+            return False
+        chunk = b"".join(held)
+        if self._received == declared:
+            # The whole declared body is here: one message of exact length; the app's last (empty) one follows.
+            self._complete = True
+            await self._release(start, message, chunk, False, send)
+            return False
+        await self._release(start, message, chunk, True, send)  # more than declared: stream the rest
+        return False
+
+    async def _release(self, start: Message, message: Message, chunk: bytes, more: bool, send: Send) -> None:
+        """Send the start, sized for what is known now, and the first rewritten chunk; stream from here on."""
+        self._start = None
+        self._held = None
+        body = self._rewriter.feed(chunk, more)
+        await send(_sized(start, body, more, self._rewriter))
+        await send({**message, "body": body})
+
+
 def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:
     """The held start with a Content-Length true to the rewritten page.
 
@@ -443,8 +583,8 @@ def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter)
     growth = rewriter.growth
     if not more_body:
         headers[at] = (name, str(len(body)).encode("ascii"))
-    elif growth is not None and value.strip().isdigit() and len(value.strip()) <= 18:
-        headers[at] = (name, str(int(value) + growth).encode("ascii"))
+    elif growth is not None and (declared := _declared_length(value)) is not None:
+        headers[at] = (name, str(declared + growth).encode("ascii"))
     else:
         del headers[at]
     return start

@@ -1,0 +1,202 @@
+"""A page whose app declared its length keeps an exact Content-Length after rewriting.
+
+Apps that know their length may still send the body in pieces: Quart sends the whole
+page with `more_body=True` and then an empty last message, Django and file responses
+send 64 KiB chunks. Up to `MAX_HELD_BODY` the gateway holds such a page and sends it
+with its new exact length; everything else streams as before. The raw harness records
+every message, so holding and streaming are both visible here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from itertools import accumulate
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from cookie_gate.asgi import Message, Receive, Scope, Send
+from cookie_gate.middleware import MAX_HELD_BODY
+from tests.conftest import GateFactory, http_scope, run_asgi
+
+pytestmark = pytest.mark.anyio
+MARKER = b'id="cookie-gate"'
+PAGE = b"<!doctype html><html><head><title>t</title></head><body>" + b"<p>row</p>" * 50 + b"</body></html>"
+
+
+def app_sending(
+    chunks: Sequence[bytes], declared: int | bytes | None, *, final_empty: bool = False
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A raw app: an HTML start (with `declared` as its Content-Length, if any), then `chunks`."""
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    if declared is not None:
+        headers.append((b"content-length", declared if isinstance(declared, bytes) else str(declared).encode()))
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1 and not final_empty
+            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+        if final_empty:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+def body_of(messages: list[Message]) -> bytes:
+    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+
+
+def length_of(messages: list[Message]) -> int | None:
+    value = next((v for n, v in messages[0]["headers"] if n.lower() == b"content-length"), None)
+    return None if value is None else int(value)
+
+
+def pieces(page: bytes, size: int) -> list[bytes]:
+    return [page[i : i + size] for i in range(0, len(page), size)]
+
+
+async def test_a_quart_style_body_then_empty_last_message_keeps_an_exact_length(gate: GateFactory) -> None:
+    messages = await run_asgi(gate(app_sending([PAGE], len(PAGE), final_empty=True)), http_scope("/"))
+    body = body_of(messages)
+    assert MARKER in body
+    assert length_of(messages) == len(body)
+
+
+async def test_a_declared_page_in_many_chunks_goes_out_whole_with_its_new_length(gate: GateFactory) -> None:
+    """Django's and file responses' 64 KiB pieces: the visitor still gets an exact length."""
+    page = PAGE[:-14] + b"<script data-cookie-category='analytics' src='/a.js'></script>" * 3000 + PAGE[-14:]
+    messages = await run_asgi(gate(app_sending(pieces(page, 65536), len(page))), http_scope("/"))
+    body = body_of(messages)
+    assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
+    assert length_of(messages) == len(body)
+    assert body.count(b'type="text/plain"') == 3000 and MARKER in body
+
+
+async def test_a_declared_page_larger_than_the_bound_streams_as_before(gate: GateFactory) -> None:
+    page = PAGE[:-14] + b"x" * MAX_HELD_BODY + PAGE[-14:]
+    chunks = pieces(page, 65536)
+    messages = await run_asgi(gate(app_sending(chunks, len(page))), http_scope("/"))
+    assert [m["type"] for m in messages].count("http.response.body") == len(chunks)
+    assert length_of(messages) is None  # tags may change further down: the server chunks it
+    assert MARKER in body_of(messages)
+
+
+async def test_a_page_without_a_declared_length_is_never_held(gate: GateFactory) -> None:
+    """The first chunk reaches the client while the app is still producing the rest."""
+    release = anyio.Event()
+    forwarded: list[Message] = []
+    first_chunk_seen = anyio.Event()
+
+    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": PAGE[:100], "more_body": True})
+        await release.wait()
+        await send({"type": "http.response.body", "body": PAGE[100:], "more_body": False})
+
+    async def send(message: Message) -> None:
+        forwarded.append(message)
+        if message["type"] == "http.response.body":
+            first_chunk_seen.set()
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(gate(slow_app), http_scope("/"), receive, send)
+        with anyio.fail_after(5):
+            await first_chunk_seen.wait()
+        assert [m["type"] for m in forwarded] == ["http.response.start", "http.response.body"]
+        release.set()
+    assert length_of(forwarded) is None
+    assert MARKER in body_of(forwarded)
+
+
+async def test_a_body_longer_than_declared_streams_through_rewritten(gate: GateFactory) -> None:
+    """The app's mistake stays the app's (the server will refuse the extra bytes), never a 500 here."""
+    chunks = pieces(PAGE, 100)
+    messages = await run_asgi(gate(app_sending(chunks, len(PAGE) - 150)), http_scope("/"))
+    body = body_of(messages)
+    assert body.replace(body[body.index(b"<link") : body.index(b"</body>")], b"") == PAGE
+    assert length_of(messages) is None
+    # Held until the declared length was passed, then streamed: the first five pieces, then the last.
+    assert [len(m["body"]) > 0 for m in messages[1:]] == [True, True]
+
+
+async def test_body_after_a_complete_declared_page_is_dropped_counted_and_logged_once(
+    gate: GateFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes past the announced length would corrupt the framing and skip the rewriter."""
+    tail = b"<script data-cookie-category='marketing' src='/t.js'></script>"
+    app = gate(app_sending([PAGE, tail], len(PAGE)))
+    for _ in range(3):
+        messages = await run_asgi(app, http_scope("/"))
+        body = body_of(messages)
+        assert length_of(messages) == len(body)
+        assert b"/t.js" not in body
+    assert app.overrun_pages == 3
+    assert [r.levelname for r in caplog.records if r.name == "cookie_gate"] == ["WARNING"]
+
+
+async def test_a_body_shorter_than_declared_gets_the_length_of_what_came(gate: GateFactory) -> None:
+    short = PAGE[:-100]
+    messages = await run_asgi(gate(app_sending(pieces(short, 100), len(PAGE))), http_scope("/"))
+    body = body_of(messages)
+    assert body.startswith(short) and MARKER in body
+    assert length_of(messages) == len(body)
+
+
+@pytest.mark.parametrize("declared", [b"abc", b"-5", b"1" * 5000, b" 12 "])
+async def test_a_malformed_declared_length_is_never_a_500(gate: GateFactory, declared: bytes) -> None:
+    messages = await run_asgi(gate(app_sending(pieces(PAGE, 100), declared)), http_scope("/"))
+    assert messages[0]["status"] == 200
+    assert MARKER in body_of(messages)
+
+
+async def test_a_non_body_message_while_holding_releases_the_page_rewritten(gate: GateFactory) -> None:
+    page = PAGE.replace(b"<p>row</p>", b"<script data-cookie-category='marketing'></script>", 1)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/html"), (b"content-length", str(len(page)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": page[:200], "more_body": True})
+        await send({"type": "http.response.debug", "info": {}})
+        await send({"type": "http.response.body", "body": page[200:], "more_body": False})
+
+    messages = await run_asgi(gate(app), http_scope("/"))
+    assert [m["type"] for m in messages] == [
+        "http.response.start",
+        "http.response.body",
+        "http.response.debug",
+        "http.response.body",
+    ]
+    assert b'type="text/plain"' in body_of(messages) and MARKER in body_of(messages)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=len(PAGE)), max_size=8),
+    offset=st.integers(min_value=-40, max_value=40),
+    final_empty=st.booleans(),
+)
+async def test_any_split_and_any_declared_length_give_a_consistent_page(
+    gate: GateFactory, cuts: list[int], offset: int, final_empty: bool
+) -> None:
+    """Whatever the chunking and however wrong the declared length, the page keeps its bytes and banner."""
+    bounds = [0, *sorted(cuts), len(PAGE)]
+    chunks = [PAGE[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    messages = await run_asgi(gate(app_sending(chunks, len(PAGE) + offset, final_empty=final_empty)), http_scope("/"))
+    body = body_of(messages)
+    assert body.count(MARKER) == 1
+    declared = len(PAGE) + offset
+    sent = body.replace(body[body.index(b"<link") : body.rindex(b"</div>") + 6], b"")
+    # Either the whole page, or (when a chunk ended exactly at a too-short declared length) that much of it.
+    assert sent == PAGE or (offset < 0 and sent == PAGE[:declared] and declared in accumulate(map(len, chunks)))
+    length = length_of(messages)
+    if offset == 0:
+        assert length == len(body)
+    if length is not None:
+        assert length == len(body) or offset != 0
+    assert messages[-1]["type"] == "http.response.body" and not messages[-1].get("more_body", False)
