@@ -4,22 +4,26 @@
 the store, writing and removing a probe, so a deploy can fail before it serves a single
 request; `migrate` applies the store's schema versions; `cookies` shows how cookie names
 are filed, from the admin's patterns or the built-in catalogue; `stats` is the
-report and `purge` applies retention now.
+report, `consents` exports the proof-of-consent log and `purge` applies retention now.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+import zoneinfo
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 from cookie_gate.catalog import explain
 from cookie_gate.classify import SUSPECT_CATEGORY, TRUNCATED, CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
+from cookie_gate.proof import write_csv, write_json
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
@@ -40,6 +44,16 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     stats = commands.add_parser("stats", help="the visit statistics report")
     stats.add_argument("--days", type=_positive, default=30, help="the last N days, today included (default 30)")
     stats.add_argument("--json", action="store_true", help="print the report as JSON")
+    consents = commands.add_parser(
+        "consents", help="the proof-of-consent log: each decision, how it came and a digest of what was shown"
+    )
+    consents.add_argument(
+        "--since",
+        type=_since,
+        help="from this day (YYYY-MM-DD, midnight in the configured time zone) or instant (ISO 8601 with offset)",
+    )
+    consents.add_argument("--id", dest="consent_id", type=_consent_id, help="only the decisions under this consent id")
+    consents.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
     commands.add_parser("purge", help="apply retention now: delete what is older than the retention periods")
     args = parser.parse_args(argv)
     try:
@@ -79,6 +93,10 @@ def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
             print(
                 printable_json(json.dumps(report, ensure_ascii=False, indent=2)) if args.json else format_report(report)
             )
+        elif args.command == "consents":
+            since = None if args.since is None else _timestamp(args.since, config.timezone)
+            records = store.consent_log(since=since, consent_id=args.consent_id)
+            (write_json if args.format == "json" else write_csv)(records, sys.stdout)
         elif args.command == "migrate":
             print(f"store schema version: {store.schema_version()} (this release writes {SCHEMA_VERSION})")
         else:
@@ -116,6 +134,34 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError("must be a whole number of at least 1")
     return int(text)
+
+
+def _since(text: str) -> date | datetime:
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a day YYYY-MM-DD or an ISO 8601 instant with offset") from None
+    if instant.tzinfo is None:
+        raise argparse.ArgumentTypeError("an instant needs a UTC offset, such as 2026-12-01T09:00:00+09:00")
+    return instant
+
+
+_CONSENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _consent_id(text: str) -> str:
+    if not _CONSENT_ID.match(text):
+        raise argparse.ArgumentTypeError("a consent id is up to 64 letters, digits, '-' or '_'")
+    return text
+
+
+def _timestamp(since: date | datetime, timezone: str) -> int:
+    """A day counts from its midnight in the site's time zone, as the statistics' days do."""
+    if not isinstance(since, datetime):
+        since = datetime(since.year, since.month, since.day, tzinfo=zoneinfo.ZoneInfo(timezone))
+    return int(since.timestamp())
 
 
 def _summary(config: Config) -> str:
