@@ -4,7 +4,8 @@
 the store, writing and removing a probe, so a deploy can fail before it serves a single
 request; `migrate` applies the store's schema versions; `cookies` shows how cookie names
 are filed, from the admin's patterns or the built-in catalogue; `stats` is the
-report, `consents` exports the proof-of-consent log and `purge` applies retention now.
+report, `consents` exports the proof-of-consent log, `shown` prints what its digests
+stand for, and `purge` applies retention now.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cookie_gate.classify import SUSPECT_CATEGORY, TRUNCATED, CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
 from cookie_gate.proof import write_csv, write_json
+from cookie_gate.shown import digest_of, shown_document
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
@@ -54,6 +56,10 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     )
     consents.add_argument("--id", dest="consent_id", type=_consent_id, help="only the decisions under this consent id")
     consents.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    shown = commands.add_parser(
+        "shown", help="what the banner shows in each locale, and its digest as the consent log records it"
+    )
+    shown.add_argument("--locale", help="only this locale")
     commands.add_parser("purge", help="apply retention now: delete what is older than the retention periods")
     args = parser.parse_args(argv)
     try:
@@ -66,6 +72,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     if args.command == "check-config":
         print(_summary(config))
         return _check_store(config)
+    elif args.command == "shown":
+        return _shown(config, args.locale)
     elif args.command == "cookies" and args.names:
         print(_lookup(config, args.names, _seen(config, args.names)))
     else:
@@ -134,6 +142,21 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError("must be a whole number of at least 1")
     return int(text)
+
+
+def _shown(config: Config, locale: str | None) -> int:
+    """Per locale, its digest and the one-line document it is the sha256 of (ASCII JSON)."""
+    if locale is not None and locale not in config.locales:
+        print(
+            f"cookie-gate: no locale {printable(locale)!r} (the banner has: {', '.join(config.locales)})",
+            file=sys.stderr,
+        )
+        return 2
+    for name in (locale,) if locale is not None else config.locales:
+        document = shown_document(config, name)
+        print(f"{name} {digest_of(document)}")
+        print(document)
+    return 0
 
 
 def _since(text: str) -> date | datetime:

@@ -8,6 +8,10 @@ locale's text, else English). It is computed once at start-up. The consent log k
 whole digest with each decision; the consent cookie carries its first `SHORT_LENGTH` hex
 digits, so that a cookie given on other texts or other cookie lists can be asked again
 (`reprompt_on_change`) without any work beyond the cached verification of the cookie.
+
+The digest is the sha256 of `shown_document`, one line of ASCII JSON that
+`cookie-gate shown` prints: an admin who archives it with each configuration can
+show anyone what a logged digest stands for, and anyone can check the hash.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from cookie_gate.config import Config
 
 #: Hex digits of the digest a consent cookie carries: 48 bits, plenty to tell configurations apart.
 SHORT_LENGTH = 12
-_SCHEME = "cookie_gate.shown.1\n"  # changes if what the digest covers ever changes
+_SCHEME = "cookie_gate.shown.1"  # changes if what the digest covers ever changes
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,23 @@ class ShownDigests:
 
 
 def shown_digests(config: Config) -> ShownDigests:
-    return ShownDigests({locale: _digest(config, locale) for locale in config.locales})
+    return ShownDigests({locale: digest_of(shown_document(config, locale)) for locale in config.locales})
 
 
-def _digest(config: Config, locale: str) -> str:
+def digest_of(document: str) -> str:
+    return hashlib.sha256(document.encode("ascii")).hexdigest()
+
+
+def shown_document(config: Config, locale: str) -> str:
+    """Everything the banner shows in `locale`, as canonical JSON (sorted keys, ASCII escapes)."""
+
     def text(field: Mapping[str, str]) -> str:
         return field.get(locale) or field.get("en") or ""
 
     days = str(config.consent_lifetime_days)
     shown = {
+        "scheme": _SCHEME,
+        "locale": locale,
         "texts": {key: value.replace("{days}", days) for key, value in config.texts[locale].items()},
         "privacy_policy_url": config.privacy_policy_url or "",
         "categories": [
@@ -63,5 +75,4 @@ def _digest(config: Config, locale: str) -> str:
             for c in config.categories
         ],
     }
-    canonical = json.dumps(shown, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256((_SCHEME + canonical).encode("utf-8")).hexdigest()
+    return json.dumps(shown, ensure_ascii=True, sort_keys=True, separators=(",", ":"))

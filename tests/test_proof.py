@@ -4,6 +4,7 @@ parses back, it is kept as long as configured, and a changed banner asks visitor
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -114,6 +115,27 @@ def test_the_digest_covers_texts_categories_and_cookie_lists_and_nothing_else() 
     assert lifetime.digest("en") != digests.digest("en")
     unseen = shown_digests(load_config(secret_key=SECRET, statistics=False, mode="opt-out"))
     assert unseen == digests
+
+
+def test_cookie_gate_shown_prints_the_document_each_logged_digest_is_the_hash_of(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("COOKIE_GATE_SECRET_KEY", SECRET)
+    monkeypatch.chdir(tmp_path)
+    Path("site.toml").write_text('[texts.ko]\ntitle = "쿠키 안내"\n')
+    assert main(["--config", "site.toml", "shown", "--locale", "ko"]) == 0
+    digest_line, document, nothing = capsys.readouterr().out.split("\n")
+    assert nothing == "" and document.isascii()
+    assert digest_line == "ko " + hashlib.sha256(document.encode()).hexdigest()
+    config = load_config("site.toml", secret_key=SECRET)
+    assert digest_line.split()[1] == shown_digests(config).digest("ko")
+    shown = json.loads(document)
+    assert shown["texts"]["title"] == "쿠키 안내" and shown["locale"] == "ko"
+    assert [c["name"] for c in shown["categories"]] == list(config.category_names)
+    assert main(["shown"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[::2]] == ["en", "ko"]
+    assert main(["shown", "--locale", "xx\x1b[2J"]) == 2
+    assert "\\x1b" in capsys.readouterr().err
 
 
 # -- the export -----------------------------------------------------------------------------
@@ -333,7 +355,7 @@ async def test_a_version_one_cookie_holds_until_the_policy_version_changes(
     assert (await bumped.get("/", headers={"cookie": f"cookie_gate={value}"})).text == "no"
 
 
-def test_the_check_is_part_of_the_cached_verification() -> None:
+def test_the_check_is_part_of_the_cached_verification(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(secret_key=SECRET)
     digests = shown_digests(config)
     codec = ConsentCodec(
@@ -345,11 +367,14 @@ def test_the_check_is_part_of_the_cached_verification() -> None:
     calls = 0
     original = codec._signer.unsign
 
-    def counted(value: bytes) -> bytes:
+    def counted(value: str | bytes) -> bytes:
         nonlocal calls
         calls += 1
         return original(value)
 
-    codec._signer.unsign = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(codec._signer, "unsign", counted)
     assert [codec.decode(stale) for _ in range(100)] == [None] * 100
-    assert calls == 1
+    assert calls == 1  # verified once; the other 99 reads are the cache's
+    fresh = codec.encode(Decision(frozenset({NECESSARY}), "1", NOW, "x", next(iter(digests.short_digests))))
+    assert [codec.decode(fresh) for _ in range(100)] == [codec.decode(fresh)] * 100
+    assert calls == 2 and codec.decode(fresh) is not None
