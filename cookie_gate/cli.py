@@ -54,7 +54,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
         type=_since,
         help="from this day (YYYY-MM-DD, midnight in the configured time zone) or instant (ISO 8601 with offset)",
     )
-    consents.add_argument("--id", dest="consent_id", type=_consent_id, help="only the decisions under this consent id")
+    consents.add_argument(
+        "--id",
+        dest="consent_id",
+        type=_consent_id,
+        help="only the decisions under this consent id (one starting with '-' as --id=-...)",
+    )
     consents.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
     shown = commands.add_parser(
         "shown", help="what the banner shows in each locale, and its digest as the consent log records it"
