@@ -25,7 +25,7 @@ from cookie_gate.classify import SUSPECT_CATEGORY, TRUNCATED, CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
 from cookie_gate.proof import write_csv, write_json
-from cookie_gate.shown import digest_of, shown_document
+from cookie_gate.shown import SHORT_LENGTH, digest_of, shown_digests, shown_document
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
@@ -201,6 +201,12 @@ def _summary(config: Config) -> str:
             f"categories: {', '.join(config.category_names)}",
             f"store: {_without_credentials(config.store)}",
             f"signing keys: {len(config.secret_keys)}, admin dashboard: {'on' if config.admin_token else 'off'}",
+            # The digests the consent log will record (`cookie-gate shown` prints what they stand for).
+            "banner digests: "
+            + ", ".join(
+                f"{locale} {digest[:SHORT_LENGTH]}" for locale, digest in shown_digests(config).by_locale.items()
+            )
+            + f" (re-prompt on change: {'on' if config.reprompt_on_change else 'off'})",
         ]
     )
 

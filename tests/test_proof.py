@@ -132,6 +132,8 @@ def test_cookie_gate_shown_prints_the_document_each_logged_digest_is_the_hash_of
     shown = json.loads(document)
     assert shown["texts"]["title"] == "쿠키 안내" and shown["locale"] == "ko"
     assert [c["name"] for c in shown["categories"]] == list(config.category_names)
+    assert main(["--config", "site.toml", "check-config"]) == 0
+    assert f"ko {digest_line.split()[1][:SHORT_LENGTH]}" in capsys.readouterr().out
     assert main(["shown"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[::2]] == ["en", "ko"]
     assert main(["shown", "--locale", "xx\x1b[2J"]) == 2
