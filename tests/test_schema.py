@@ -172,7 +172,8 @@ def test_version_two_keeps_the_decisions_of_a_version_one_store(version_one_stor
     assert store.decisions("v1-id") == [old]  # method, locale and shown: '' (not recorded then)
     new = DecisionRecord("v1-id", 1796000060, "withdraw", ("necessary",), "2026-12", False, "withdrawal", "ko", "ab")
     store.log_decision(new)
-    assert list(store.consent_log()) == [old, new]
+    assert list(store.consent_log()) == [old, new] == list(store.consent_log(page=1))  # paged: one row a query
+    assert list(store.consent_log(since=1796000001, consent_id="v1-id")) == [new]
     assert store.withdrawals(["v1-id"]) == {"v1-id": 1796000060}
     store.close()
     again = open_store(version_one_store)  # a second start applies nothing twice
