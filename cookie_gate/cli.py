@@ -4,22 +4,28 @@
 the store, writing and removing a probe, so a deploy can fail before it serves a single
 request; `migrate` applies the store's schema versions; `cookies` shows how cookie names
 are filed, from the admin's patterns or the built-in catalogue; `stats` is the
-report and `purge` applies retention now.
+report, `consents` exports the proof-of-consent log, `shown` prints what its digests
+stand for, and `purge` applies retention now.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+import zoneinfo
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 from cookie_gate.catalog import explain
 from cookie_gate.classify import SUSPECT_CATEGORY, TRUNCATED, CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
+from cookie_gate.proof import write_csv, write_json
+from cookie_gate.shown import SHORT_LENGTH, digest_of, shown_digests, shown_document
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
@@ -40,6 +46,25 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     stats = commands.add_parser("stats", help="the visit statistics report")
     stats.add_argument("--days", type=_positive, default=30, help="the last N days, today included (default 30)")
     stats.add_argument("--json", action="store_true", help="print the report as JSON")
+    consents = commands.add_parser(
+        "consents", help="the proof-of-consent log: each decision, how it came and a digest of what was shown"
+    )
+    consents.add_argument(
+        "--since",
+        type=_since,
+        help="from this day (YYYY-MM-DD, midnight in the configured time zone) or instant (ISO 8601 with offset)",
+    )
+    consents.add_argument(
+        "--id",
+        dest="consent_id",
+        type=_consent_id,
+        help="only the decisions under this consent id (one starting with '-' as --id=-...)",
+    )
+    consents.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    shown = commands.add_parser(
+        "shown", help="what the banner shows in each locale, and its digest as the consent log records it"
+    )
+    shown.add_argument("--locale", help="only this locale")
     commands.add_parser("purge", help="apply retention now: delete what is older than the retention periods")
     args = parser.parse_args(argv)
     try:
@@ -52,6 +77,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     if args.command == "check-config":
         print(_summary(config))
         return _check_store(config)
+    elif args.command == "shown":
+        return _shown(config, args.locale)
     elif args.command == "cookies" and args.names:
         print(_lookup(config, args.names, _seen(config, args.names)))
     else:
@@ -79,6 +106,10 @@ def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
             print(
                 printable_json(json.dumps(report, ensure_ascii=False, indent=2)) if args.json else format_report(report)
             )
+        elif args.command == "consents":
+            since = None if args.since is None else _timestamp(args.since, config.timezone)
+            records = store.consent_log(since=since, consent_id=args.consent_id)
+            (write_json if args.format == "json" else write_csv)(records, sys.stdout)
         elif args.command == "migrate":
             print(f"store schema version: {store.schema_version()} (this release writes {SCHEMA_VERSION})")
         else:
@@ -118,6 +149,49 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _shown(config: Config, locale: str | None) -> int:
+    """Per locale, its digest and the one-line document it is the sha256 of (ASCII JSON)."""
+    if locale is not None and locale not in config.locales:
+        print(
+            f"cookie-gate: no locale {printable(locale)!r} (the banner has: {', '.join(config.locales)})",
+            file=sys.stderr,
+        )
+        return 2
+    for name in (locale,) if locale is not None else config.locales:
+        document = shown_document(config, name)
+        print(f"{name} {digest_of(document)}")
+        print(document)
+    return 0
+
+
+def _since(text: str) -> date | datetime:
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a day YYYY-MM-DD or an ISO 8601 instant with offset") from None
+    if instant.tzinfo is None:
+        raise argparse.ArgumentTypeError("an instant needs a UTC offset, such as 2026-12-01T09:00:00+09:00")
+    return instant
+
+
+_CONSENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _consent_id(text: str) -> str:
+    if not _CONSENT_ID.match(text):
+        raise argparse.ArgumentTypeError("a consent id is up to 64 letters, digits, '-' or '_'")
+    return text
+
+
+def _timestamp(since: date | datetime, timezone: str) -> int:
+    """A day counts from its midnight in the site's time zone, as the statistics' days do."""
+    if not isinstance(since, datetime):
+        since = datetime(since.year, since.month, since.day, tzinfo=zoneinfo.ZoneInfo(timezone))
+    return int(since.timestamp())
+
+
 def _summary(config: Config) -> str:
     return "\n".join(
         [
@@ -127,6 +201,12 @@ def _summary(config: Config) -> str:
             f"categories: {', '.join(config.category_names)}",
             f"store: {_without_credentials(config.store)}",
             f"signing keys: {len(config.secret_keys)}, admin dashboard: {'on' if config.admin_token else 'off'}",
+            # The digests the consent log will record (`cookie-gate shown` prints what they stand for).
+            "banner digests: "
+            + ", ".join(
+                f"{locale} {digest[:SHORT_LENGTH]}" for locale, digest in shown_digests(config).by_locale.items()
+            )
+            + f" (re-prompt on change: {'on' if config.reprompt_on_change else 'off'})",
         ]
     )
 

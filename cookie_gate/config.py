@@ -148,6 +148,11 @@ class Config:
     timezone: str = "UTC"
     detail_retention_days: int = 90
     aggregate_retention_months: int = 25
+    #: Days each row of the consent log is kept: the proof of a consent outlives the consent itself,
+    #: for disputes (the privacy policy this project serves keeps dispute records three years).
+    consent_log_retention_days: int = 1095
+    #: Ask again when what the banner shows (its texts, the categories and their cookies) changed.
+    reprompt_on_change: bool = True
     daily_visitor_hash: bool = False
     stats_flush_seconds: float = 2.0
     stats_queue_size: int = 50_000
@@ -204,6 +209,8 @@ class Options(TypedDict, total=False):
     timezone: str
     detail_retention_days: int
     aggregate_retention_months: int
+    consent_log_retention_days: int
+    reprompt_on_change: bool
     daily_visitor_hash: bool
     stats_flush_seconds: float
     stats_queue_size: int
@@ -237,6 +244,8 @@ _SIMPLE_KEYS = {
     "timezone",
     "detail_retention_days",
     "aggregate_retention_months",
+    "consent_log_retention_days",
+    "reprompt_on_change",
     "daily_visitor_hash",
     "stats_flush_seconds",
     "stats_queue_size",
@@ -433,6 +442,7 @@ def _validate(config: Config) -> Config:
         "max_body_bytes",
         "detail_retention_days",
         "aggregate_retention_months",
+        "consent_log_retention_days",
         "stats_queue_size",
     ):
         number = getattr(config, key)
@@ -440,6 +450,13 @@ def _validate(config: Config) -> Config:
             raise ConfigError(key, "must be a positive whole number")
     if config.consent_lifetime_days > 400:
         raise ConfigError("consent_lifetime_days", "browsers cap cookie lifetime at 400 days")
+    if config.consent_log_retention_days < config.consent_lifetime_days:
+        # A withdrawal purged while the withdrawn cookie still holds would let a copy of it count again.
+        raise ConfigError(
+            "consent_log_retention_days",
+            f"must be at least consent_lifetime_days ({config.consent_lifetime_days}): the log proves"
+            " withdrawals for as long as a cookie can be sent",
+        )
     if not isinstance(config.cookie_name, str) or not _TOKEN.match(config.cookie_name):
         raise ConfigError("cookie_name", "must be a non-empty cookie-name token")
     if config.cookie_domain is not None and (
@@ -469,7 +486,7 @@ def _validate(config: Config) -> Config:
         url = getattr(config, key)
         if url is not None and (not isinstance(url, str) or not _is_link(url)):
             raise ConfigError(key, f"{url!r} is not an http(s) URL nor a local path such as '/privacy'")
-    for key in ("inject_banner", "statistics", "daily_visitor_hash"):
+    for key in ("inject_banner", "statistics", "daily_visitor_hash", "reprompt_on_change"):
         if not isinstance(getattr(config, key), bool):
             raise ConfigError(key, "must be true or false")
     flush = config.stats_flush_seconds

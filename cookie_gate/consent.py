@@ -20,7 +20,8 @@ from itsdangerous import BadSignature, Signer
 from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, str_size
 
 NECESSARY = "necessary"
-_FORMAT = "1"
+_FORMAT = "2"
+_FORMAT_WITHOUT_SHOWN = "1"
 _SEP = ":"
 #: A genuine consent cookie is about 110 bytes; anything much longer is not ours and
 #: is not worth an HMAC (nor a slot in the verification cache).
@@ -37,6 +38,8 @@ class Decision:
     policy_version: str
     decided_at: int
     consent_id: str
+    #: The short digest of the banner the choice was made on; empty in a version-1 cookie.
+    shown: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ def strictest(decisions: Sequence[Decision]) -> Decision:
         if decision.accepted == common:
             return decision
     earliest = min(decisions, key=lambda d: d.decided_at)
-    return Decision(common, earliest.policy_version, earliest.decided_at, earliest.consent_id)
+    return Decision(common, earliest.policy_version, earliest.decided_at, earliest.consent_id, earliest.shown)
 
 
 def new_consent_id() -> str:
@@ -87,7 +90,8 @@ class ConsentCodec:
     """Signs and verifies consent cookies; verification is cached per cookie value.
 
     `secret_keys` lists the newest key first (it signs); all of them verify, so keys
-    can be rotated without asking every visitor again.
+    can be rotated without asking every visitor again. With `shown` given, a version-2
+    cookie counts only when it was given on one of those banners (short digests).
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class ConsentCodec:
         *,
         policy_version: str,
         categories: Iterable[str],
+        shown: frozenset[str] | None = None,
         cache_bytes: int = DECODE_CACHE_BYTES,
     ) -> None:
         self._signer = Signer(
@@ -106,6 +111,7 @@ class ConsentCodec:
         )
         self._policy_version = policy_version
         self._known = frozenset(categories) | {NECESSARY}
+        self._shown = shown
         self._cached_decode = BoundedCache(
             self._decode, _decision_bytes, max_bytes=cache_bytes, max_entry_bytes=min(cache_bytes // 2, 4096)
         )
@@ -119,7 +125,14 @@ class ConsentCodec:
     def encode(self, decision: Decision) -> str:
         accepted = "+".join(sorted(decision.accepted - {NECESSARY}))
         payload = _SEP.join(
-            (_FORMAT, accepted, decision.policy_version, _base36(decision.decided_at), decision.consent_id)
+            (
+                _FORMAT,
+                accepted,
+                decision.policy_version,
+                _base36(decision.decided_at),
+                decision.consent_id,
+                decision.shown,
+            )
         )
         return self._signer.sign(payload.encode("ascii")).decode("ascii")
 
@@ -129,9 +142,15 @@ class ConsentCodec:
         except (BadSignature, UnicodeError):
             return None
         parts = payload.split(_SEP)
-        if len(parts) != 5 or parts[0] != _FORMAT:
+        if len(parts) == 6 and parts[0] == _FORMAT:
+            _, accepted, policy_version, decided_at, consent_id, shown = parts
+            if self._shown is not None and shown not in self._shown:
+                return None  # given on a banner that has changed since: ask again
+        elif len(parts) == 5 and parts[0] == _FORMAT_WITHOUT_SHOWN:
+            _, accepted, policy_version, decided_at, consent_id = parts
+            shown = ""
+        else:
             return None
-        _, accepted, policy_version, decided_at, consent_id = parts
         if policy_version != self._policy_version or not consent_id:
             return None
         try:
@@ -144,6 +163,7 @@ class ConsentCodec:
             policy_version=policy_version,
             decided_at=decided,
             consent_id=consent_id,
+            shown=shown,
         )
 
 
@@ -152,6 +172,7 @@ def _decision_bytes(value: str, decision: Decision | None) -> int:
     if decision is not None:
         # The object, its set of categories, and the strings split out of the payload.
         size += 300 + 64 * len(decision.accepted) + str_size(decision.policy_version) + str_size(decision.consent_id)
+        size += str_size(decision.shown)
     return size
 
 

@@ -4,6 +4,11 @@
 record held about them (GET) and withdraws (DELETE, or a form post with
 `action=withdraw` since forms cannot send DELETE). Writes are same-origin only, with
 a body size cap, and every malformed input gets a 4xx with a reason in JSON.
+
+Each logged decision says how it came (`store.METHODS`: the banner's script marks its
+JSON with `"via": "banner"`, a form post is a form, other JSON the site's own code), in
+which locale (the visitor's Accept-Language, as the banner was chosen by) and the digest
+of the banner in that locale, which its cookie carries too (`cookie_gate.shown`).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import anyio.to_thread
 
 from cookie_gate.admin import Dashboard, WriterHealthSource
 from cookie_gate.asgi import RawHeaders, Receive, Scope, Send, header, respond, respond_error, respond_json
+from cookie_gate.banner import preferred_locale
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, new_consent_id
 from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, expiries, expiring_set_cookies
 from cookie_gate.hosts import request_host
+from cookie_gate.shown import SHORT_LENGTH, ShownDigests, shown_digests
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
@@ -44,6 +51,7 @@ class _Choice(NamedTuple):
     action: str
     next_path: str
     remember: bool
+    method: str
 
 
 class BadRequest(Exception):
@@ -65,8 +73,10 @@ class Endpoints:
         clock: Clock,
         *,
         writer_health: WriterHealthSource | None = None,
+        shown: ShownDigests | None = None,
     ) -> None:
         self._config = config
+        self._shown = shown_digests(config) if shown is None else shown
         self._clock = clock
         self._codec = codec
         self._classifier = classifier
@@ -192,10 +202,10 @@ class Endpoints:
         self._check_same_origin(scope, form=content_type == b"application/x-www-form-urlencoded")
         if content_type == b"application/json":
             is_form = False
-            accepted, action, next_path, remember = self._parse_json(await self._body(scope, receive))
+            accepted, action, next_path, remember, method = self._parse_json(await self._body(scope, receive))
         elif content_type == b"application/x-www-form-urlencoded":
             is_form = True
-            accepted, action, next_path, remember = self._parse_form(await self._body(scope, receive))
+            accepted, action, next_path, remember, method = self._parse_form(await self._body(scope, receive))
         else:
             raise BadRequest(415, "send application/json or application/x-www-form-urlencoded")
         if action == "withdraw":
@@ -203,10 +213,19 @@ class Endpoints:
             return
         visit = self._visit(scope)
         now = int(self._clock())
+        locale, shown = self._shown_to(scope)
         consent_id = visit.decision.consent_id if visit.decision is not None else new_consent_id()
-        decision = Decision(accepted | {NECESSARY}, self._config.policy_version, now, consent_id)
+        decision = Decision(accepted | {NECESSARY}, self._config.policy_version, now, consent_id, shown[:SHORT_LENGTH])
         record = DecisionRecord(
-            consent_id, now, action, tuple(sorted(decision.accepted)), decision.policy_version, visit.consent.gpc
+            consent_id,
+            now,
+            action,
+            tuple(sorted(decision.accepted)),
+            decision.policy_version,
+            visit.consent.gpc,
+            method=method,
+            locale=locale,
+            shown=shown,
         )
         await anyio.to_thread.run_sync(self.store.log_decision, record)
         secure = scope.get("scheme") == "https"
@@ -239,8 +258,19 @@ class Endpoints:
         now = int(self._clock())
         withdrawn = list(dict.fromkeys(consent_id for consent_id, _ in visit.signed))[:MAX_CONSENT_COOKIES]
         if withdrawn:
+            locale, shown = self._shown_to(scope)
             records = [
-                DecisionRecord(i, now, "withdraw", (NECESSARY,), self._config.policy_version, visit.consent.gpc)
+                DecisionRecord(
+                    i,
+                    now,
+                    "withdraw",
+                    (NECESSARY,),
+                    self._config.policy_version,
+                    visit.consent.gpc,
+                    method="withdrawal",
+                    locale=locale,
+                    shown=shown,
+                )
                 for i in withdrawn
             ]
             await anyio.to_thread.run_sync(self._log_all, records)
@@ -253,6 +283,12 @@ class Endpoints:
             await respond(send, 303, headers=[(b"location", as_form_next.encode("utf-8")), *headers])
         else:
             await respond_json(send, 200, self._record(self._visits.undecided(visit.consent.gpc), []), headers)
+
+    def _shown_to(self, scope: Scope) -> tuple[str, str]:
+        """The locale the banner was shown in (chosen as the banner chooses it) and its digest."""
+        config = self._config
+        locale = preferred_locale(header(scope, b"accept-language"), config.locales, config.default_locale)
+        return locale, self._shown.digest(locale)
 
     def _log_all(self, records: Iterable[DecisionRecord]) -> None:
         for record in records:
@@ -393,7 +429,7 @@ class Endpoints:
             raise BadRequest(400, "body is not a consent choice: its JSON nests too deeply") from None
         if not isinstance(data, dict):
             raise BadRequest(400, 'body must be a JSON object like {"accept": ["analytics"]}')
-        unknown = set(data) - {"accept", "remember"}
+        unknown = set(data) - {"accept", "remember", "via"}
         if unknown:
             # ascii(): a field name may hold anything JSON can escape, lone surrogates included.
             raise BadRequest(400, f"unknown field(s): {', '.join(sorted(map(ascii, unknown)))}")
@@ -402,13 +438,17 @@ class Endpoints:
         remember = data.get("remember", True)
         if not isinstance(remember, bool):
             raise BadRequest(400, '"remember" must be true (keep the choice) or false (ask every visit)')
+        via = data.get("via")
+        if via is not None and via != "banner":
+            raise BadRequest(400, '"via" can only be "banner" (the banner\'s script); leave it out otherwise')
+        method = "banner" if via == "banner" else "api"
         accept = data["accept"]
         if accept == "all":
-            return _Choice(self._optional, "accept_all", "/", remember)
+            return _Choice(self._optional, "accept_all", "/", remember, method)
         if not isinstance(accept, list):
             raise BadRequest(400, '"accept" must be a list of categories or "all"')
         accepted = self._categories(accept, '"accept"')
-        return _Choice(accepted, _action_for(accepted, self._optional), "/", remember)
+        return _Choice(accepted, _action_for(accepted, self._optional), "/", remember, method)
 
     def _parse_form(self, body: bytes) -> _Choice:
         try:
@@ -431,11 +471,11 @@ class Endpoints:
         remember = remember_values[-1] == "yes"
         action = actions[0]
         if action == "accept_all":
-            return _Choice(self._optional, action, next_path, remember)
+            return _Choice(self._optional, action, next_path, remember, "form")
         if action in ("reject_all", "withdraw"):
-            return _Choice(frozenset(), action, next_path, remember)
+            return _Choice(frozenset(), action, next_path, remember, "form")
         accepted = self._categories(values.get("accept", []), "accept")
-        return _Choice(accepted, _action_for(accepted, self._optional), next_path, remember)
+        return _Choice(accepted, _action_for(accepted, self._optional), next_path, remember, "form")
 
     # -- static ----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from cookie_gate.cookies import DomainVariants, is_deletion, set_cookie_name
 from cookie_gate.endpoints import Endpoints
 from cookie_gate.hosts import AllowedHosts, request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
+from cookie_gate.shown import shown_digests
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import StoreError, open_store, start_store_check
 from cookie_gate.visit import Visit, VisitResolver
@@ -105,8 +106,12 @@ class CookieGateMiddleware:
         self.config = settings = load_config(config, secret_key=secret_key, **options)
         self.classifier = CookieClassifier(settings)
         self._recorded_set = self.classifier.recorded_set
+        shown = shown_digests(settings)
         codec = ConsentCodec(
-            settings.secret_keys, policy_version=settings.policy_version, categories=settings.category_names
+            settings.secret_keys,
+            policy_version=settings.policy_version,
+            categories=settings.category_names,
+            shown=shown.short_digests if settings.reprompt_on_change else None,
         )
         variants = DomainVariants(PublicSuffixList().privatesuffix, AllowedHosts(settings.allowed_hosts))
         self.banner = BannerRenderer(settings)
@@ -123,7 +128,15 @@ class CookieGateMiddleware:
         )
         writer_health = self.statistics.writer.health if self.statistics is not None else None
         self.endpoints = Endpoints(
-            settings, codec, self.classifier, self.visits, variants, self.store, clock, writer_health=writer_health
+            settings,
+            codec,
+            self.classifier,
+            self.visits,
+            variants,
+            self.store,
+            clock,
+            writer_health=writer_health,
+            shown=shown,
         )
         self._mount = settings.mount_path
         self._inject = settings.inject_banner

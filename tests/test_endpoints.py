@@ -489,7 +489,7 @@ async def test_a_decision_replaces_consent_cookies_tossed_under_a_parent_domain(
         "Domain=shop.example.co.kr",
         "Domain=example.co.kr",
     ]
-    assert consent[-1].startswith("cookie_gate=1:") and "Max-Age=0" not in consent[-1]
+    assert consent[-1].startswith("cookie_gate=2:") and "Max-Age=0" not in consent[-1]
 
 
 async def test_withdrawal_withdraws_every_consent_cookie_the_browser_sent(

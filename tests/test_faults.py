@@ -39,7 +39,7 @@ from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report
 from cookie_gate.stats.writer import StatsWriter, _stop_all_at_exit
 from cookie_gate.store import StoreError, open_store
-from cookie_gate.store.sql import SQLStore, StatsBatch
+from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock
 from tests.conftest import POSTGRES_URL, SECRET, GateFactory, Postgres
@@ -550,7 +550,7 @@ async def test_health_says_the_store_answers_and_what_the_writer_holds(gate: Gat
     assert response.status_code == 200
     health = response.json()
     assert health["store_reachable"] is True and health["store_problem"] is None
-    assert health["schema_version"] == health["schema_version_expected"] == 1
+    assert health["schema_version"] == health["schema_version_expected"] == SCHEMA_VERSION
     assert health["last_flush"] == "2026-11-30T00:53:20+00:00"  # NOW, when the batch landed
     assert health["queue_depth"] == 0 and health["dropped_events"] == 0
     assert health["shed"] == {"path": 0, "referrer": 0, "daily_hash": 0, "dimensions": 0}

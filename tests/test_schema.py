@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cookie_gate.cli import main
-from cookie_gate.store import open_store, postgres as postgres_backend, sql, sqlite as sqlite_backend
+from cookie_gate.store import DecisionRecord, open_store, postgres as postgres_backend, sql, sqlite as sqlite_backend
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from tests.conftest import SECRET, Postgres
 
@@ -130,3 +130,52 @@ def test_cookie_gate_migrate_applies_the_versions_and_says_which(
     connection = sqlite3.connect(path)
     assert ("note",) in [(row[1],) for row in connection.execute("PRAGMA table_info(cookie_gate_inventory)")]
     connection.close()
+
+
+# -- version 2: proof of consent --------------------------------------------------------------
+
+V1_DECISION = "('v1-id', 1796000000, 'accept_all', 'analytics necessary', '2026-12', {gpc})"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def version_one_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL as release 1 of the schema left it, with a logged decision."""
+    statements = [sql.VERSION_TABLE, "INSERT INTO cookie_gate_schema VALUES (1)"]
+    if request.param == "sqlite":
+        path = tmp_path / "v1.sqlite3"
+        connection = sqlite3.connect(path)
+        connection.executescript(sqlite_backend._SCHEMA)
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute("INSERT INTO cookie_gate_consent_log VALUES " + V1_DECISION.format(gpc=1))
+        connection.commit()
+        connection.close()
+        return f"sqlite:///{path}"
+    import psycopg
+
+    database: Postgres = request.getfixturevalue("postgres")
+    with psycopg.connect(database.url, autocommit=True) as pg:
+        pg.execute(postgres_backend._SCHEMA)
+        for statement in statements:
+            pg.execute(statement)
+        pg.execute(
+            "INSERT INTO cookie_gate_consent_log (consent_id, decided_at, action, categories, policy_version, gpc)"
+            " VALUES " + V1_DECISION.format(gpc="true")
+        )
+    return database.url
+
+
+def test_version_two_keeps_the_decisions_of_a_version_one_store(version_one_store: str) -> None:
+    store = open_store(version_one_store)
+    assert store.schema_version() == 2
+    old = DecisionRecord("v1-id", 1796000000, "accept_all", ("analytics", "necessary"), "2026-12", True)
+    assert store.decisions("v1-id") == [old]  # method, locale and shown: '' (not recorded then)
+    new = DecisionRecord("v1-id", 1796000060, "withdraw", ("necessary",), "2026-12", False, "withdrawal", "ko", "ab")
+    store.log_decision(new)
+    assert list(store.consent_log()) == [old, new] == list(store.consent_log(page=1))  # paged: one row a query
+    assert list(store.consent_log(since=1796000001, consent_id="v1-id")) == [new]
+    assert store.withdrawals(["v1-id"]) == {"v1-id": 1796000060}
+    store.close()
+    again = open_store(version_one_store)  # a second start applies nothing twice
+    assert again.schema_version() == 2 and again.decisions("v1-id") == [old, new]
+    again.close()

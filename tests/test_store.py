@@ -79,7 +79,10 @@ def test_the_log_holds_no_personal_data(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite3"
     SQLiteStore(path).log_decision(record("abc", 1))
     columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(cookie_gate_consent_log)")]
-    assert columns == ["consent_id", "decided_at", "action", "categories", "policy_version", "gpc"]
+    assert columns == [
+        *("consent_id", "decided_at", "action", "categories", "policy_version", "gpc"),
+        *("method", "locale", "shown"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -104,12 +104,12 @@ class Statistics:
         today = self.site_clock.at(now).day
         config = self._config
         aggregate_start = self.site_clock.midnight_after_months(today, -config.aggregate_retention_months)
-        log_days = max(config.detail_retention_days, config.consent_lifetime_days)
         return self._store.purge(
             detail_before=day_key(today - config.detail_retention_days),
             aggregate_before=aggregate_start.date().isoformat(),
             salt_before=day_key(today - 1),
-            log_before=int(now) - log_days * 86400,
+            # At least the consent lifetime (config checks it), so a withdrawal outlives its cookie.
+            log_before=int(now) - config.consent_log_retention_days * 86400,
         )
 
     def _maintain(self, now: float) -> None:

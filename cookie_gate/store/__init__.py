@@ -19,11 +19,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("cookie_gate.store")
 
+#: How a decision reached the gateway, the `method` of each logged row:
+#: `banner`, the banner's script (its JSON says `"via": "banner"`); `form`, a plain HTML form
+#: post (the banner or the settings panel without JavaScript, or any form of the site's);
+#: `api`, any other JSON post (the site's own code); `withdrawal`, a withdrawal by any of them.
+#: Rows logged before schema version 2 have an empty method, locale and shown digest.
+METHODS = ("banner", "form", "api", "withdrawal")
+
 
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
     """One logged decision. It carries no IP address, no User-Agent, nothing to identify
-    a person: the consent id is random and lives only in the visitor's own cookie."""
+    a person: the consent id is random and lives only in the visitor's own cookie.
+
+    `shown` is the digest of the banner in `locale` (`cookie_gate.shown`): with the
+    configuration of the day it proves the texts and cookie lists the choice was made on.
+    """
 
     consent_id: str
     decided_at: int
@@ -31,6 +42,9 @@ class DecisionRecord:
     categories: tuple[str, ...]
     policy_version: str
     gpc: bool
+    method: str = ""
+    locale: str = ""
+    shown: str = ""
 
 
 class StoreError(RuntimeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,9 +22,21 @@ K = TypeVar("K")
 #: The schema version this code writes. Version 1 is the tables as first released; each later
 #: version is a list of statements in `MIGRATIONS`, applied once, in order, under the backend's
 #: start-up lock, and recorded in `cookie_gate_schema`.
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # Proof of consent: how each decision came (`METHODS`), in which locale, and the digest of
+    # the banner it was made on. Older rows keep '' (not recorded); an index serves `--since`.
+    2: (
+        "ALTER TABLE cookie_gate_consent_log ADD COLUMN method TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE cookie_gate_consent_log ADD COLUMN locale TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE cookie_gate_consent_log ADD COLUMN shown TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX IF NOT EXISTS cookie_gate_consent_log_by_time ON cookie_gate_consent_log (decided_at)",
+    ),
+}
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS cookie_gate_schema (version INTEGER PRIMARY KEY)"
+_DECISION_COLUMNS = "consent_id, decided_at, action, categories, policy_version, gpc, method, locale, shown"
+#: Rows one query of an export reads: the export of three years of decisions streams in pages.
+EXPORT_PAGE = 1000
 #: The daily-hash rule: a visitor seen again within this many minutes continues a visit.
 VISIT_GAP_MINUTES = 30
 
@@ -55,6 +67,20 @@ class StatsBatch:
     @property
     def size(self) -> int:
         return len(self.hourly) + len(self.daily) + len(self.detail) + len(self.visitors) + len(self.cookies)
+
+
+def _decision_record(row: Any) -> DecisionRecord:
+    return DecisionRecord(
+        str(row[0]),
+        int(row[1]),
+        str(row[2]),
+        tuple(str(row[3]).split()),
+        str(row[4]),
+        bool(row[5]),
+        method=str(row[6]),
+        locale=str(row[7]),
+        shown=str(row[8]),
+    )
 
 
 def _add_all(mine: dict[K, int], theirs: Mapping[K, int]) -> None:
@@ -132,8 +158,7 @@ class SQLStore:
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute(
                 self._sql(
-                    "INSERT INTO cookie_gate_consent_log"
-                    " (consent_id, decided_at, action, categories, policy_version, gpc) VALUES (?, ?, ?, ?, ?, ?)"
+                    f"INSERT INTO cookie_gate_consent_log ({_DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 (
                     record.consent_id,
@@ -142,6 +167,9 @@ class SQLStore:
                     " ".join(record.categories),
                     record.policy_version,
                     record.gpc,
+                    record.method,
+                    record.locale,
+                    record.shown,
                 ),
             )
 
@@ -149,13 +177,47 @@ class SQLStore:
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute(
                 self._sql(
-                    "SELECT consent_id, decided_at, action, categories, policy_version, gpc"
-                    f" FROM cookie_gate_consent_log WHERE consent_id = ? ORDER BY decided_at, {self.order_column}"
+                    f"SELECT {_DECISION_COLUMNS} FROM cookie_gate_consent_log"
+                    f" WHERE consent_id = ? ORDER BY decided_at, {self.order_column}"
                 ),
                 (consent_id,),
             )
             rows = cursor.fetchall()
-        return [DecisionRecord(r[0], r[1], r[2], tuple(r[3].split()), r[4], bool(r[5])) for r in rows]
+        return [_decision_record(row) for row in rows]
+
+    def consent_log(
+        self, *, since: int | None = None, consent_id: str | None = None, page: int = EXPORT_PAGE
+    ) -> Iterator[DecisionRecord]:
+        """Every logged decision (from `since`, of `consent_id`), oldest first, read `page` rows
+        at a time so an export of years of decisions holds one page in memory, and the lock
+        for one query at a time."""
+        where = ["decided_at >= ?"]
+        values: list[Any] = [since if since is not None else -(2**62)]
+        if consent_id is not None:
+            where.append("consent_id = ?")
+            values.append(consent_id)
+        order = self.order_column
+        after: tuple[int, int] | None = None
+        while True:
+            clause = " AND ".join(where)
+            parameters: list[Any] = list(values)
+            if after is not None:
+                clause += f" AND (decided_at > ? OR (decided_at = ? AND {order} > ?))"
+                parameters += [after[0], after[0], after[1]]
+            with self._lock, self._transaction(self._connected()) as cursor:
+                cursor.execute(
+                    self._sql(
+                        f"SELECT {_DECISION_COLUMNS}, {order} FROM cookie_gate_consent_log WHERE {clause}"
+                        f" ORDER BY decided_at, {order} LIMIT {int(page)}"
+                    ),
+                    parameters,
+                )
+                rows = cursor.fetchall()
+            for row in rows:
+                yield _decision_record(row)
+            if len(rows) < page:
+                return
+            after = (int(rows[-1][1]), int(rows[-1][-1]))
 
     def withdrawals(self, consent_ids: list[str]) -> dict[str, int]:
         """The latest withdrawal time of each of `consent_ids` that was ever withdrawn."""

@@ -138,7 +138,7 @@
       const accept = action === "accept_all" ? "all" : action === "reject_all" ? []
         : Array.from(form.querySelectorAll('input[name="accept"]:checked'), (box) => box.value);
       const remember = !form.querySelector('input[name="remember"][value="no"]:checked');
-      request = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ accept, remember }) };
+      request = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ accept, remember, via: "banner" }) };
     }
     request.credentials = "same-origin";
     form.setAttribute("aria-busy", "true");
