@@ -15,7 +15,6 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "page_title": "Your cookie choice",
         "undecided": "You have not made a choice yet. Until you do, only the cookies allowed below are used.",
         "decided": "You made this choice on {decided}. It holds until {expires}, then you are asked again.",
-        "session": "You asked to be asked on every visit: this choice ends when you close the browser.",
         "withdrawn": "You withdrew your consent on {withdrawn}.",
         "gpc": "Your browser sends Global Privacy Control: marketing stays refused unless you accept it here.",
         "consent_id": "Consent id (quote it if you ask the site about your record)",
@@ -43,12 +42,16 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "json": "This record as JSON",
         "declaration": "Cookie declaration",
         "times": "Times are in {timezone}.",
+        "done_saved": "Your choice is saved.",
+        "done_withdrawn": "Your consent is withdrawn: cookies of the optional purposes were deleted.",
+        "links": "More",
+        "more": "The latest {shown} of {total} decisions are shown.",
+        "gpc_col": "Global Privacy Control",
     },
     "ko": {
         "page_title": "나의 쿠키 선택",
         "undecided": "아직 선택하지 않으셨습니다. 선택하시기 전까지는 아래에서 허용된 쿠키만 사용합니다.",
         "decided": "{decided}에 선택하셨습니다. 이 선택은 {expires}까지 유지되며, 그 뒤에 다시 여쭙니다.",
-        "session": "방문할 때마다 묻기를 선택하셨으므로 브라우저를 닫으면 이 선택이 끝납니다.",
         "withdrawn": "{withdrawn}에 동의를 철회하셨습니다.",
         "gpc": "브라우저가 글로벌 개인정보 보호 제어(GPC) 신호를 보내므로, 여기서 허용하지 않는 한 마케팅은 "
         "거부됩니다.",
@@ -77,6 +80,11 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "json": "이 기록을 JSON으로 보기",
         "declaration": "쿠키 안내",
         "times": "시각은 {timezone} 기준입니다.",
+        "done_saved": "선택을 저장했습니다.",
+        "done_withdrawn": "동의를 철회했습니다. 선택 항목의 쿠키는 삭제되었습니다.",
+        "links": "더 보기",
+        "more": "전체 {total}건 중 최근 {shown}건을 보여 드립니다.",
+        "gpc_col": "글로벌 개인정보 보호 제어(GPC)",
     },
 }
 
