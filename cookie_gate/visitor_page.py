@@ -200,11 +200,16 @@ class VisitorPage:
         if not history:
             return f"{title}<p>{escape(w['no_history'])}</p></section>"
         labels = {c.name: _text(c.label, locale) or c.name for c in self._config.categories}
+        order = {name: index for index, name in enumerate(labels)}
+
+        def rank(category: str) -> int:
+            return order.get(category, len(order))
+
         shown = list(reversed(history))[:MAX_HISTORY_SHOWN]
         rows = "".join(
             f"<tr><td>{self._time(r.decided_at)}</td>"
             f"<td>{escape(w.get('action_' + r.action, r.action))}</td>"
-            f"<td>{escape(', '.join(labels.get(c, c) for c in r.categories))}</td>"
+            f"<td>{escape(', '.join(labels.get(c, c) for c in sorted(r.categories, key=rank)))}</td>"
             f"<td>{escape(r.policy_version)}</td><td>{escape(w['yes'] if r.gpc else w['no'])}</td></tr>"
             for r in shown
         )
