@@ -217,7 +217,9 @@ class Endpoints:
                 header(scope, b"accept-language"), self._config.locales, self._config.default_locale
             )
         base = (scope.get("root_path") or "") + self._config.mount_path
-        page = self._page.render(held, locale, base, done=query.get("done"))
+        state = scope.get("state")
+        nonce = state.get(self._config.csp_nonce_key) if state else None
+        page = self._page.render(held, locale, base, query.get("done"), nonce if isinstance(nonce, str) else None)
         headers = [
             (b"cache-control", b"no-store"),
             (b"vary", b"Cookie, Accept-Language"),

@@ -78,8 +78,14 @@ class VisitorPage:
         self._config = config
         self._zone = zoneinfo.ZoneInfo(config.timezone)
 
-    def render(self, held: HeldRecord, locale: str, base: str, done: str | None = None) -> bytes:
-        """The page in `locale`; `base` is the mount path as the browser sees it (root path included)."""
+    def render(
+        self, held: HeldRecord, locale: str, base: str, done: str | None = None, nonce: str | None = None
+    ) -> bytes:
+        """The page in `locale`; `base` is the mount path as the browser sees it (root path included).
+
+        `nonce` is the site's CSP nonce, if a middleware outside the gateway left one: its
+        policy then applies to this page too, and the style must pass both.
+        """
         config = self._config
         w = words(VISITOR, locale)
         banner = config.texts[locale]
@@ -160,7 +166,7 @@ class VisitorPage:
             f'<!doctype html><html lang="{escape(locale, quote=True)}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta name="robots" content="noindex"><title>{escape(w["page_title"])}</title>'
-            f"<style>{_STYLE}</style></head><body>"
+            f"<style{_nonce(nonce)}>{_STYLE}</style></head><body>"
             f'<nav aria-label="{escape(w["language"], quote=True)}">{languages}</nav>'
             f'<main><h1>{escape(w["page_title"])}</h1>{confirmation}<div class="status">{"".join(status)}</div>'
             f'<section aria-labelledby="current"><h2 id="current">{escape(w["current"])}</h2>'
@@ -228,6 +234,10 @@ class VisitorPage:
         local = when.astimezone(self._zone)
         iso = when.isoformat().replace("+00:00", "Z")
         return f'<time datetime="{iso}">{local.strftime("%Y-%m-%d %H:%M")}</time>'
+
+
+def _nonce(nonce: str | None) -> str:
+    return f' nonce="{escape(nonce, quote=True)}"' if nonce else ""
 
 
 def _text(field: Mapping[str, str], locale: str) -> str:

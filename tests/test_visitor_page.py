@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from cookie_gate.asgi import Receive, Scope, Send
 from tests.clocks import SteppedClock
 from tests.conftest import HOST, GateFactory, kept_cookie
 
@@ -295,3 +296,18 @@ async def test_a_decided_visitors_settings_panel_links_to_the_page(gate: GateFac
     page = await client.get("/", headers={"cookie": kept_cookie(decided)})
     panel = page.text[page.text.index('id="cookie-gate-settings"') :]
     assert re.search(r'<a href="/_cookie_gate/me">What this site holds about your choice</a>', panel)
+
+
+async def test_under_the_sites_own_policy_the_style_carries_the_sites_nonce(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    """A CSP middleware outside the gateway adds its policy to this page too: the style must pass both."""
+    middleware = gate([])
+
+    async def with_nonce(scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})["csp_nonce"] = 'n0nce"<'
+        await middleware(scope, receive, send)
+
+    response = await client_for(with_nonce).get(ME)
+    assert '<style nonce="n0nce&quot;&lt;">' in response.text
+    assert '<style nonce="' not in (await client_for(middleware).get(ME)).text
