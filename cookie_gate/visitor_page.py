@@ -38,7 +38,7 @@ _STYLE = (
     "margin:0 auto;max-width:46rem;padding:1rem 1.25rem 3rem;color:#1b1c20;background:#fff}"
     "h1{font-size:1.5rem;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin:2rem 0 .5rem}"
     "a{color:#1d4ed8}nav{display:flex;gap:1rem;flex-wrap:wrap;font-size:.9rem}"
-    ".status{padding:.75rem 1rem;border:1px solid #c6c8cf;border-radius:8px}"
+    ".status{padding:.25rem 1rem;border:1px solid #c6c8cf;border-radius:8px}.status p{margin:.5rem 0}"
     ".done{border-color:#15803d;background:#f0fdf4}"
     "table{border-collapse:collapse;width:100%}th,td{text-align:start;padding:.35rem .5rem;"
     "border-bottom:1px solid #dcdde2;vertical-align:top}"
