@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from html import escape
 
-from cookie_gate.catalog import NameMatcher
 from cookie_gate.classify import TRUNCATED, UNDECLARED
 from cookie_gate.config import Category, Config
 from cookie_gate.consent import NECESSARY
@@ -220,13 +219,20 @@ def build_declaration(config: Config, inventory: Iterable[InventoryRow], locale:
 
 
 def _unseen_patterns(category: Category, seen: Mapping[str, InventoryRow]) -> list[str]:
-    """The category's declared patterns that no cookie seen matches: declared, but not seen yet."""
-    unseen = []
-    for pattern in category.cookies:
-        matcher = NameMatcher({}, {pattern[:-1]: "x"}) if pattern.endswith("*") else NameMatcher({pattern: "x"}, {})
-        if not any(matcher.category(name) for name in seen):
-            unseen.append(pattern)
-    return unseen
+    """The category's declared patterns that no cookie seen matches: declared, but not seen yet.
+
+    One pass over the names, probing each once per distinct prefix length, so a full
+    inventory against many patterns stays a few thousand set look-ups.
+    """
+    exact = set(category.exact_names)
+    prefixes = set(category.prefixes)
+    lengths = sorted({len(p) for p in prefixes})
+    matched: set[str] = set()
+    for name in seen:
+        if name in exact:
+            matched.add(name)
+        matched.update(name[:n] + "*" for n in lengths if name[:n] in prefixes)
+    return [pattern for pattern in category.cookies if pattern not in matched]
 
 
 def cell(cookie: DeclaredCookie, column: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import parse_qsl
 
+import anyio
 import anyio.to_thread
 
 from cookie_gate.asgi import Scope, Send, header, respond, respond_error
@@ -39,6 +40,7 @@ class DeclarationEndpoint:
         self._default_locale = default
         #: (locale, format) -> (built at, body, etag)
         self._built: dict[tuple[str, str], tuple[float, bytes, bytes]] = {}
+        self._lock = anyio.Lock()
 
     async def __call__(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -78,16 +80,19 @@ class DeclarationEndpoint:
         return preferred_locale(header(scope, b"accept-language"), LOCALES, self._default_locale)
 
     async def _body(self, locale: str, form: str) -> tuple[bytes, bytes]:
-        now = self._clock()
-        built = self._built.get((locale, form))
-        if built is not None and 0 <= now - built[0] < REFRESH_SECONDS:
+        """The cached declaration, rebuilt when due; requests arriving meanwhile wait for that one build."""
+        async with self._lock:
+            now = self._clock()
+            built = self._built.get((locale, form))
+            if built is None or not 0 <= now - built[0] < REFRESH_SECONDS:
+                body, etag = await anyio.to_thread.run_sync(self._build, locale, form)
+                built = self._built[locale, form] = (now, body, etag)
             return built[1], built[2]
-        inventory = await anyio.to_thread.run_sync(self._store.inventory)
-        declaration = build_declaration(self._config, inventory, locale)
+
+    def _build(self, locale: str, form: str) -> tuple[bytes, bytes]:
+        declaration = build_declaration(self._config, self._store.inventory(), locale)
         body = (to_json(declaration) if form == "json" else to_html(declaration)).encode("utf-8")
-        etag = b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
-        self._built[locale, form] = (now, body, etag)
-        return body, etag
+        return body, b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
 
 
 def prefers_json(accept: bytes | None) -> bool:

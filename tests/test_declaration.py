@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from markdown_it import MarkdownIt
@@ -377,3 +378,28 @@ async def test_a_new_cookie_shows_once_the_cached_declaration_is_due(
     fresh = await client.get(DECLARATION, headers={"accept": "application/json"})
     assert "newcomer" in {c["name"] for c in fresh.json()["cookies"]}
     assert fresh.headers["etag"] != first.headers["etag"]
+
+
+@pytest.mark.anyio
+async def test_many_requests_at_once_read_the_inventory_once(gate: GateFactory, client_for: Any) -> None:
+    middleware = gate([], clock=SteppedClock(1_764_600_000.0))
+    reads = []
+    inventory = middleware.store.inventory
+
+    def counted() -> list[tuple[str, str, str, str, str]]:
+        reads.append(1)
+        return inventory()
+
+    middleware.store.inventory = counted  # type: ignore[method-assign]
+    client = client_for(middleware)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(client.get, DECLARATION)
+    assert len(reads) == 1
+
+
+def test_names_blocked_as_undeclared_are_declared_as_such() -> None:
+    declaration = build_declaration(config(unknown_cookies="block"), [("odd", "undeclared", "unknown", "d", "d")], "en")
+    (odd,) = [c for c in declaration.cookies if c.name == "odd"]
+    assert odd.category_label == "Not declared (blocked)" and odd.lifetime == "not declared"
