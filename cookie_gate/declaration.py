@@ -267,7 +267,10 @@ def as_data(declaration: Declaration) -> dict[str, object]:
     }
 
 
-def to_json(declaration: Declaration) -> str:
+def to_json(declaration: Declaration, *, compact: bool = False) -> str:
+    """Indented for a person (the CLI), or `compact` for the wire."""
+    if compact:
+        return json.dumps(as_data(declaration), ensure_ascii=False, separators=(",", ":"))
     return json.dumps(as_data(declaration), ensure_ascii=False, indent=2)
 
 

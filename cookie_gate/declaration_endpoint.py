@@ -91,7 +91,7 @@ class DeclarationEndpoint:
 
     def _build(self, locale: str, form: str) -> tuple[bytes, bytes]:
         declaration = build_declaration(self._config, self._store.inventory(), locale)
-        body = (to_json(declaration) if form == "json" else to_html(declaration)).encode("utf-8")
+        body = (to_json(declaration, compact=True) if form == "json" else to_html(declaration)).encode("utf-8")
         return body, b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
 
 
