@@ -117,12 +117,18 @@ def build_declaration(config: Config, inventory: Iterable[InventoryRow], locale:
 
     rows: list[InventoryRow] = list(inventory)
     seen = {row[0]: row for row in rows if row[0] != TRUNCATED}
+    # The attributes the gateway itself sets on its two cookies (endpoints.py, stats/recorder.py).
+    always_secure = config.cookie_name.lower().startswith(("__host-", "__secure-"))
+    consent_attributes = ["HttpOnly", "SameSite=Lax", "Path=/"]
+    if config.cookie_domain:
+        consent_attributes.append(f"Domain={config.cookie_domain}")
+    consent_attributes.append("Secure" if always_secure else w["secure_on_https"])
     own = {
         config.cookie_name: (
             NECESSARY,
             w["purpose_consent"],
-            w["days"].format(days=config.consent_lifetime_days),
-            "HttpOnly; SameSite=Lax; Path=/; Secure over https",
+            w["days_or_session"].format(days=config.consent_lifetime_days),
+            "; ".join(consent_attributes),
         )
     }
     if config.statistics:
@@ -130,7 +136,7 @@ def build_declaration(config: Config, inventory: Iterable[InventoryRow], locale:
             "analytics",
             w["purpose_counter"],
             w["months_from_first"].format(months=LIFETIME_MONTHS),
-            "HttpOnly; SameSite=Lax; Path=/; Secure over https",
+            f"HttpOnly; SameSite=Lax; Path=/; {w['secure_on_https']}",
         )
     cookies: list[DeclaredCookie] = []
     for name, (category, why, lasts, attributes) in own.items():

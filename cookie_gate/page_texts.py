@@ -104,6 +104,8 @@ DECLARATION: Mapping[str, Mapping[str, str]] = {
         "not_seen": "not seen yet",
         "not_declared": "not declared",
         "days": "{days} days",
+        "days_or_session": "{days} days, or until the browser closes for a visitor asked on every visit",
+        "secure_on_https": "Secure on https",
         "months_from_first": "{months} months from the first visit",
         "purpose_consent": "Remembers your cookie choice: the purposes you accepted, when, the policy version "
         "and a random consent id.",
@@ -140,6 +142,8 @@ DECLARATION: Mapping[str, Mapping[str, str]] = {
         "not_seen": "아직 확인되지 않음",
         "not_declared": "정하지 않음",
         "days": "{days}일",
+        "days_or_session": "{days}일 (방문할 때마다 묻기를 고르면 브라우저를 닫을 때까지)",
+        "secure_on_https": "https에서는 Secure",
         "months_from_first": "첫 방문부터 {months}개월",
         "purpose_consent": "쿠키 선택을 기억합니다. 허용한 목적, 선택 시각, 방침 버전과 무작위 동의 식별번호를 "
         "담습니다.",

@@ -152,8 +152,8 @@ def test_the_json_declaration_holds_every_category_and_every_cookie_seen() -> No
     by_name = {c["name"]: c for c in data["cookies"]}
     # The gateway's own two, every name seen, and the declared pattern nobody has sent yet.
     assert set(by_name) == {"cookie_gate", "cookie_gate_visits", "_ga", "_ga_AB12", "cart", "x_tracker", "_fbp"}
-    assert by_name["cookie_gate"]["lifetime"] == "90 days"
-    assert "HttpOnly" in by_name["cookie_gate"]["attributes"]
+    assert by_name["cookie_gate"]["lifetime"].startswith("90 days, or until the browser closes")
+    assert by_name["cookie_gate"]["attributes"] == "HttpOnly; SameSite=Lax; Path=/; Secure on https"
     assert by_name["_fbp"]["party"] == "not seen yet" and by_name["_fbp"]["first_seen"] == ""
     assert "_ga_*" not in by_name, "a declared prefix that matched a cookie seen is listed by that cookie"
     assert by_name["_ga_AB12"] | {"name": "_ga"} == by_name["_ga"] | {
@@ -184,6 +184,13 @@ def test_the_declaration_speaks_korean_from_the_korean_configuration() -> None:
     assert {p["label"] for p in data["disclosure"]["purposes"]} == {"필수", "기능", "분석", "마케팅"}
     ga = next(c for c in data["cookies"] if c["name"] == "_ga")
     assert ga["lifetime"] == "2년" and ga["category_label"] == "분석"
+
+
+def test_the_gateways_own_attributes_follow_the_configuration() -> None:
+    settings = config(cookie_name="__Secure-choice", cookie_domain="example.com")
+    (own,) = [c for c in build_declaration(settings, [], "ko").cookies if c.name == "__Secure-choice"]
+    assert own.attributes == "HttpOnly; SameSite=Lax; Path=/; Domain=example.com; Secure"
+    assert own.lifetime.startswith("90일")
 
 
 def test_without_statistics_there_is_no_visit_counter_to_declare() -> None:
