@@ -19,7 +19,7 @@ import pytest
 
 from cookie_gate.asgi import Receive, Scope, Send
 from tests.clocks import SteppedClock
-from tests.conftest import HOST, GateFactory, kept_cookie
+from tests.conftest import HOST, GateFactory, http_scope, kept_cookie, run_asgi
 
 pytestmark = pytest.mark.anyio
 Clients = Callable[..., httpx.AsyncClient]
@@ -311,3 +311,15 @@ async def test_under_the_sites_own_policy_the_style_carries_the_sites_nonce(
     response = await client_for(with_nonce).get(ME)
     assert '<style nonce="n0nce&quot;&lt;">' in response.text
     assert '<style nonce="' not in (await client_for(middleware).get(ME)).text
+
+
+async def test_under_a_root_path_the_forms_and_links_keep_it(gate: GateFactory) -> None:
+    middleware = gate([])
+    scope = http_scope("/shop/_cookie_gate/me", root_path="/shop", query_string=b"lang=en")
+    messages = await run_asgi(middleware, scope)
+    assert messages[0]["status"] == 200
+    page = Page()
+    page.feed(b"".join(m.get("body", b"") for m in messages[1:]).decode())
+    assert page.change.action == "/shop/_cookie_gate/consent"
+    assert ("next", "/shop/_cookie_gate/me?lang=en&done=saved") in page.change.fields
+    assert "/shop/_cookie_gate/declaration?lang=en" in page.links
