@@ -173,7 +173,7 @@ class BannerRenderer:
                 f'<h2 id="cookie-gate-title" class="cookie-gate__title">{t("settings_title")}</h2>'
                 f'<ul class="cookie-gate__categories">{categories}</ul>{remember}'
                 f'<div class="cookie-gate__actions">{save}{withdraw}</div>'
-                f'<p class="cookie-gate__text"><a href="{base}/consent">{t("record")}</a>{privacy}</p>'
+                f'<p class="cookie-gate__text"><a href="{base}/me">{t("record")}</a>{privacy}</p>'
                 "</form></div></details>"
             )
         return [part.encode("ascii", "xmlcharrefreplace") for part in _SLOTS.split(html)]

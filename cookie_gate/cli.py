@@ -3,9 +3,10 @@
 `check-config` validates settings exactly as the middleware will at start-up and opens
 the store, writing and removing a probe, so a deploy can fail before it serves a single
 request; `migrate` applies the store's schema versions; `cookies` shows how cookie names
-are filed, from the admin's patterns or the built-in catalogue; `stats` is the
-report, `consents` exports the proof-of-consent log, `shown` prints what its digests
-stand for, and `purge` applies retention now.
+are filed, from the admin's patterns or the built-in catalogue, and with `--format`
+prints the declaration for a privacy policy; `stats` is the report, `consents`
+exports the proof-of-consent log, `shown` prints what its digests stand for, and
+`purge` applies retention now.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 from cookie_gate.catalog import explain
 from cookie_gate.classify import SUSPECT_CATEGORY, TRUNCATED, CookieClassifier
 from cookie_gate.clock import Clock
-from cookie_gate.config import DEFAULT_STORE, Config, ConfigError, load_config
+from cookie_gate.config import DEFAULT_STORE, LOCALES, Config, ConfigError, load_config
+from cookie_gate.declaration import FORMATS, build_declaration, render
 from cookie_gate.proof import write_csv, write_json
 from cookie_gate.shown import SHORT_LENGTH, digest_of, shown_digests, shown_document
 from cookie_gate.stats.clock import SiteClock
@@ -43,6 +45,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     commands.add_parser("migrate", help="apply the store's schema versions (safe to repeat, and while others run)")
     cookies = commands.add_parser("cookies", help="the cookie declaration table, or how given names are filed")
     cookies.add_argument("names", nargs="*", help="cookie names to look up")
+    cookies.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the declaration for a privacy policy (table and PIPA Art. 30(1)7 disclosure; csv: the table only)",
+    )
+    cookies.add_argument("--locale", choices=LOCALES, help="the declaration's language (default: default_locale)")
     stats = commands.add_parser("stats", help="the visit statistics report")
     stats.add_argument("--days", type=_positive, default=30, help="the last N days, today included (default 30)")
     stats.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -80,6 +88,9 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
     elif args.command == "shown":
         return _shown(config, args.locale)
     elif args.command == "cookies" and args.names:
+        if args.format or args.locale:
+            print("cookie-gate: --format and --locale apply to the declaration, not to a look-up", file=sys.stderr)
+            return 2
         print(_lookup(config, args.names, _seen(config, args.names)))
     else:
         return _with_store(config, args, clock)
@@ -93,7 +104,11 @@ def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
         print(f"cookie-gate: {error}", file=sys.stderr)
         return 2
     try:
-        if args.command == "cookies":
+        if args.command == "cookies" and (args.format or args.locale):
+            locale = args.locale or (config.default_locale if config.default_locale in LOCALES else "en")
+            # The builder escapes what visitors chose; each format escapes for itself.
+            print(render(build_declaration(config, store.inventory(), locale), args.format or "md"), end="")
+        elif args.command == "cookies":
             print(_declarations(config))
             # Visitors chose these names: printed with control characters escaped.
             rows = store.inventory()

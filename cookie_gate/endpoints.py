@@ -33,11 +33,13 @@ from cookie_gate.clock import Clock
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, new_consent_id
 from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, expiries, expiring_set_cookies
+from cookie_gate.declaration_endpoint import DeclarationEndpoint
 from cookie_gate.hosts import request_host
 from cookie_gate.shown import SHORT_LENGTH, ShownDigests, shown_digests
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
+from cookie_gate.visitor_page import CSP as VISITOR_CSP, HeldRecord, VisitorPage
 
 logger = logging.getLogger("cookie_gate.consent")
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
@@ -96,6 +98,8 @@ class Endpoints:
             Dashboard(config.admin_token, store, config.timezone, clock, writer_health) if config.admin_token else None
         )
         self._static = {name: _load_static(name) for name in _STATIC_TYPES}
+        self._page = VisitorPage(config)
+        self._declaration = DeclarationEndpoint(config, store, clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:
         method = scope["method"]
@@ -117,6 +121,12 @@ class Endpoints:
             except StoreError:
                 await respond_error(send, 503, "the consent log is unavailable; nothing was changed, try again later")
             return
+        if subpath == "/me":
+            await self._visitor_page(scope, send)
+            return
+        if subpath == "/declaration":
+            await self._declaration(scope, send)
+            return
         if subpath == "/admin" or subpath.startswith("/admin/"):
             if self._dashboard is None:
                 await respond_error(send, 404, "no such cookie_gate endpoint")
@@ -137,6 +147,10 @@ class Endpoints:
         return self._visits.resolve(b"; ".join(cookies) if cookies else None, gpc, self._clock())
 
     async def _show(self, scope: Scope, send: Send) -> None:
+        held = await self._held(scope)
+        await respond_json(send, 200, self._record(held.consent, held.history, held.consent_id))
+
+    async def _held(self, scope: Scope) -> HeldRecord:
         """The record, checked against the log: a withdrawn cookie sent again shows as undecided.
 
         The log knows of withdrawals the cookie cannot (a replayed copy, or a withdrawal
@@ -151,13 +165,12 @@ class Endpoints:
             history = await anyio.to_thread.run_sync(self.store.decisions, decision.consent_id)
             withdrawn_at = max((r.decided_at for r in history if r.action == "withdraw"), default=None)
             if withdrawn_at is None or withdrawn_at < decision.decided_at:
-                await respond_json(send, 200, self._record(visit.consent, history))
-                return
+                return HeldRecord(visit.consent, history, visit.consent.consent_id)
             self._withdrawals.add(decision.consent_id, withdrawn_at)
             visit = self._visit(scope)
         withdrawn = [i for i, at in self._sent_decisions(scope) if self._withdrawals.withdrawn(i, at)]
         history = await anyio.to_thread.run_sync(self.store.decisions, withdrawn[0]) if withdrawn else []
-        await respond_json(send, 200, self._record(visit.consent, history, withdrawn[0] if withdrawn else None))
+        return HeldRecord(visit.consent, history, withdrawn[0] if withdrawn else visit.consent.consent_id)
 
     def _sent_decisions(self, scope: Scope) -> list[tuple[str, int]]:
         """(consent id, decided at) of the validly signed consent cookies a request carries."""
@@ -194,6 +207,38 @@ class Endpoints:
                 for r in history
             ],
         }
+
+    async def _visitor_page(self, scope: Scope, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await respond_error(
+                send, 405, "the page is read-only; its forms post to consent", [(b"allow", b"GET, HEAD")]
+            )
+            return
+        try:
+            held = await self._held(scope)
+        except StoreError:
+            await respond_error(send, 503, "the consent log is unavailable; try again later")
+            return
+        query = _query(scope)
+        locale = query.get("lang", "")
+        if locale not in self._config.locales:
+            locale = preferred_locale(
+                header(scope, b"accept-language"), self._config.locales, self._config.default_locale
+            )
+        base = (scope.get("root_path") or "") + self._config.mount_path
+        state = scope.get("state")
+        nonce = state.get(self._config.csp_nonce_key) if state else None
+        page = self._page.render(held, locale, base, query.get("done"), nonce if isinstance(nonce, str) else None)
+        headers = [
+            (b"cache-control", b"no-store"),
+            (b"vary", b"Cookie, Accept-Language"),
+            (b"content-security-policy", VISITOR_CSP),
+            (b"x-robots-tag", b"noindex"),
+            # Not no-referrer: Chrome then sends "Origin: null" with the forms, which the checks refuse.
+            (b"referrer-policy", b"same-origin"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        await respond(send, 200, page, b"text/html; charset=utf-8", headers, head_only=scope["method"] == "HEAD")
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -517,6 +562,15 @@ def _origin_of(url: bytes) -> str | None:
     if not parts.scheme or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    """The query's fields, the last of each name; a malformed query is an empty one."""
+    query: bytes = scope.get("query_string", b"")
+    try:
+        return dict(parse_qsl(query.decode("latin-1"), max_num_fields=16))
+    except ValueError:
+        return {}
 
 
 def _iso(timestamp: int | None) -> str | None:

@@ -188,7 +188,8 @@ header_values = st.one_of(raw, huge, st.text(max_size=100).map(lambda t: t.encod
 header_names = st.one_of(
     st.sampled_from(
         [b"content-type", b"content-length", b"cookie", b"origin", b"sec-fetch-site", b"host", b"authorization",
-         b"if-none-match", b"sec-gpc", b"accept-language", b"referer", b"user-agent", b"Content-Type", b"COOKIE"]
+         b"if-none-match", b"sec-gpc", b"accept-language", b"accept", b"referer", b"user-agent", b"Content-Type",
+         b"COOKIE"]
     ),
     st.binary(min_size=1, max_size=20),
 )  # fmt: skip
@@ -240,12 +241,25 @@ bodies = st.one_of(
 queries = st.one_of(
     raw,
     huge,
-    st.sampled_from([b"days=7", b"days=\xc2\xb2", b"days=%C2%B2", b"days=", b"days=1&days=x", b"days=" + b"1" * 5000]),
+    st.sampled_from(
+        [
+            b"lang=ko",
+            b"lang=%00",
+            b"lang=en&done=saved",
+            b"done=" + b"x" * 5000,
+            b"days=7",
+            b"days=\xc2\xb2",
+            b"days=%C2%B2",
+            b"days=",
+            b"days=1&days=x",
+            b"days=" + b"1" * 5000,
+        ]
+    ),
 )
 subpaths = st.one_of(
     st.sampled_from(
         ["/consent", "/banner.js", "/banner.css", "/admin", "/admin/stats.json", "/admin/", "/admin/x", "", "/",
-         "/consent/", "/nope"]
+         "/consent/", "/nope", "/me", "/declaration", "/me/"]
     ),
     st.text(max_size=30).map(lambda t: "/" + t),
 )  # fmt: skip
@@ -265,7 +279,7 @@ authorizations = st.sampled_from([BEARER, BASIC, b"Bearer", b"Bearer " + b"x" * 
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, str, bytes, list[tuple[bytes, bytes]], list[bytes]]:
     """(method, path under the mount, query, headers, body chunks), shaped for one endpoint or none."""
-    endpoint = draw(st.sampled_from(["decide", "consent", "asset", "admin", "anything"]))
+    endpoint = draw(st.sampled_from(["decide", "consent", "asset", "admin", "pages", "anything"]))
     extra = draw(headers)
     body = draw(st.lists(bodies, min_size=1, max_size=3))
     query = draw(queries)
@@ -279,6 +293,9 @@ def requests(draw: st.DrawFn) -> tuple[str, str, bytes, list[tuple[bytes, bytes]
     if endpoint == "asset":
         method = draw(st.sampled_from(["GET", "HEAD", "POST"]))
         return method, draw(st.sampled_from(["/banner.js", "/banner.css"])), query, extra, body
+    if endpoint == "pages":  # the visitor's page and the declaration: queries and headers of any shape
+        method = draw(st.sampled_from(["GET", "HEAD", "POST"]))
+        return method, draw(st.sampled_from(["/me", "/declaration"])), query, extra, body
     if endpoint == "admin":
         subpath = draw(st.sampled_from(["/admin", "/admin/stats.json", "/admin/", "/admin/x"]))
         auth = [(b"authorization", draw(authorizations))] if draw(st.booleans()) else []

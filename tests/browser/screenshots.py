@@ -1,9 +1,10 @@
-"""Screenshots of both banner layers, Korean and English, light and dark, for the README.
+"""Screenshots of both banner layers, Korean and English, light and dark, and of the visitor's page, for the README.
 
     python -m tests.browser.screenshots [OUTPUT_DIR]     # default: docs/screenshots
 
 Serves the demo shop like the browser tests do and writes eight 800x500 PNGs named
-`banner-<layer>-<locale>-<scheme>.png`; the test suite runs it into a temporary folder.
+`banner-<layer>-<locale>-<scheme>.png`, and `visitor-page-<locale>.png` (the whole page of
+a visitor who chose analytics); the test suite runs it into a temporary folder.
 """
 
 from __future__ import annotations
@@ -45,6 +46,27 @@ def take(browser: Browser, url: str, output: Path) -> list[Path]:
     return written
 
 
+def take_visitor_page(browser: Browser, url: str, output: Path) -> list[Path]:
+    """The visitor's page after a choice made on it (analytics only), top to bottom, in each language."""
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    for locale, language in LOCALES.items():
+        context = browser.new_context(viewport=VIEWPORT, locale=language, java_script_enabled=False)
+        try:
+            page = context.new_page()
+            page.goto(url + "/_cookie_gate/me")
+            page.locator("input[name=accept][value=analytics]").check()
+            with page.expect_navigation():
+                page.locator("button[value=save]").click()
+            page.mouse.move(0, 0)
+            path = output / f"visitor-page-{locale}.png"
+            page.screenshot(path=str(path), full_page=True, animations="disabled")
+            written.append(path)
+        finally:
+            context.close()
+    return written
+
+
 def main(argv: list[str]) -> int:
     output = Path(argv[0]) if argv else ROOT / "docs" / "screenshots"
     with tempfile.TemporaryDirectory() as store, DemoServer(Path(store) / "cookie_gate.sqlite3") as server:
@@ -52,7 +74,7 @@ def main(argv: list[str]) -> int:
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
             try:
-                for path in take(browser, server.url, output):
+                for path in [*take(browser, server.url, output), *take_visitor_page(browser, server.url, output)]:
                     print(f"{path} ({path.stat().st_size // 1024} KiB)")
             finally:
                 browser.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser.screenshots import LAYERS, LOCALES, SCHEMES, take
+from tests.browser.screenshots import LAYERS, LOCALES, SCHEMES, take, take_visitor_page
 from tests.browser.support import VIEWPORT, DemoServer
 
 pytestmark = pytest.mark.browser
@@ -24,3 +24,14 @@ def test_screenshots_of_both_layers_in_both_languages_light_and_dark(
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", data[16:24]) == (VIEWPORT["width"], VIEWPORT["height"])
         assert len(data) < 100_000, f"{path.name} is {len(data)} bytes"
+
+
+def test_screenshots_of_the_visitor_page_in_both_languages(browser: Browser, demo: DemoServer, tmp_path: Path) -> None:
+    written = take_visitor_page(browser, demo.url, tmp_path)
+    assert [p.name for p in written] == [f"visitor-page-{locale}.png" for locale in LOCALES]
+    for path in written:
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", data[16:24])
+        assert width == VIEWPORT["width"] and height > VIEWPORT["height"], "the whole page, not only its top"
+        assert len(data) < 400_000, f"{path.name} is {len(data)} bytes"
