@@ -93,10 +93,10 @@ async def test_the_dashboard_is_read_only(gate: GateFactory, client_for: Clients
 def test_the_pages_inline_style_is_the_one_its_policy_allows() -> None:
     import hashlib
 
-    from cookie_gate import admin
+    from cookie_gate.dashboard import page
 
-    digest = base64.b64encode(hashlib.sha256(admin._STYLE.encode()).digest()).decode()
-    assert re.search(rf"style-src 'sha256-{re.escape(digest)}'", admin._CSP.decode())
+    digest = base64.b64encode(hashlib.sha256(page.STYLE.encode()).digest()).decode()
+    assert re.search(rf"style-src 'sha256-{re.escape(digest)}'", page.CSP.decode())
 
 
 async def test_the_dashboard_lists_suspected_trackers_first_with_their_reason(
