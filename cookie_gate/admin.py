@@ -56,7 +56,9 @@ class Dashboard:
         *,
         categories: Sequence[Category] = DEFAULT_CATEGORIES,
         default_locale: str = "en",
+        csp_nonce_key: str = "csp_nonce",
     ) -> None:
+        self._nonce_key = csp_nonce_key
         self._token = token.encode()
         self._categories = tuple(categories)
         self._default_locale = default_locale if default_locale in LOCALES else "en"
@@ -79,6 +81,7 @@ class Dashboard:
             writer_health,
             categories=config.categories,
             default_locale=config.default_locale,
+            csp_nonce_key=config.csp_nonce_key,
         )
 
     async def __call__(self, scope: Scope, send: Send, subpath: str) -> None:
@@ -127,7 +130,12 @@ class Dashboard:
         health = await anyio.to_thread.run_sync(self._health)
         locale = query.lang or preferred_locale(header(scope, b"accept-language"), LOCALES, self._default_locale)
         labels = {c.name: c.label.get(locale, c.name) for c in self._categories if c.name != NECESSARY}
-        view = DashboardView(report, inventory, health, query, locale, labels)
+        # An app's own CSP middleware around the gateway covers this page too: its nonce lets the style in.
+        state = scope.get("state")
+        nonce = state.get(self._nonce_key) if isinstance(state, dict) else None
+        view = DashboardView(
+            report, inventory, health, query, locale, labels, nonce if isinstance(nonce, str) else None
+        )
         page = render(view).encode("utf-8")
         headers = [(b"cache-control", b"no-store"), (b"content-security-policy", CSP), *private]
         await respond(send, 200, page, b"text/html; charset=utf-8", headers, head_only=head_only)

@@ -20,7 +20,8 @@ HEIGHT = 220
 LEFT = 48  # room for the y axis labels
 BOTTOM = 22  # room for the x axis labels
 TOP = 8
-MAX_X_LABELS = 8
+MAX_X_LABELS = 8  # on a full-width chart; fewer on a narrower one
+NARROW = 360
 HEAT_LEVELS = 6
 
 
@@ -61,18 +62,20 @@ def columns(
     *,
     summary: str,
     percent: bool = False,
+    width: int = WIDTH,
 ) -> str:
-    """Stacked columns per label and lines over them, on one y axis from zero."""
+    """Stacked columns per label and lines over them, on one y axis from zero; a narrow `width`
+    draws the same in fewer units, so its text stays legible in a small box."""
     count = max(len(labels), 1)
     stacked = [sum(s.values[i] for s in bars) for i in range(len(labels))]
     peak = max([*stacked, *(v for s in lines for v in s.values), 0.0])
     top = 1.0 if percent else _nice_ceiling(peak)
-    plot_w, plot_h = WIDTH - LEFT - 4, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = width - LEFT - 4, HEIGHT - TOP - BOTTOM
     slot = plot_w / count
-    parts = [_svg_open(summary)]
+    parts = [_svg_open(summary, HEIGHT, width)]
     for tick in (0.0, top / 2, top):
         y = TOP + plot_h - plot_h * tick / top
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - 4}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{width - 4}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_number(tick, percent)}</text>'
         )
@@ -96,7 +99,7 @@ def columns(
         parts.append(
             f'<polyline class="line s{series.index}" points="{points}"><title>{_text(series.name)}</title></polyline>'
         )
-    every = max(1, -(-len(labels) // MAX_X_LABELS))
+    every = max(1, -(-len(labels) // (MAX_X_LABELS * width // WIDTH)))
     for i in range(0, len(labels), every):
         x = LEFT + (i + 0.5) * slot
         parts.append(f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{_text(labels[i])}</text>')
@@ -135,8 +138,8 @@ def legend(series: Sequence[Series]) -> str:
     return f'<ul class="legend">{keys}</ul>'
 
 
-def _svg_open(summary: str, height: float = HEIGHT) -> str:
+def _svg_open(summary: str, height: float = HEIGHT, width: int = WIDTH) -> str:
     return (
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {height:.0f}" role="img" aria-label="{_text(summary)}" '
+        f'<svg class="chart" viewBox="0 0 {width} {height:.0f}" role="img" aria-label="{_text(summary)}" '
         'xmlns="http://www.w3.org/2000/svg">'
     )

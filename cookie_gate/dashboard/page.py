@@ -18,7 +18,7 @@ from html import escape
 from typing import Any
 
 from cookie_gate.classify import TRUNCATED
-from cookie_gate.dashboard.charts import Series, columns, heatmap
+from cookie_gate.dashboard.charts import NARROW, Series, columns, heatmap
 from cookie_gate.dashboard.exports import SUSPECTED, InventoryRow, sorted_inventory
 from cookie_gate.dashboard.query import PRESETS, DashboardQuery
 from cookie_gate.dashboard.texts import LOCALES, TEXTS
@@ -30,7 +30,8 @@ STYLE = (
     "--s0:#2f5fbf;--s1:#d0642a;--s2:#2d8a57;--s3:#8a4fb5;--up:#1d6b3f;--down:#a3332b}"
     "@media (prefers-color-scheme:dark){:root{--fg:#eee;--muted:#b4b4b4;--line:#3a3d44;--bg:#16181c;--card:#1f2227;"
     "--s0:#7aa5ff;--s1:#f29a63;--s2:#62c78e;--s3:#c89cf0;--up:#7fd6a3;--down:#ff9b92}}"
-    "*{box-sizing:border-box}body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:72rem;"
+    "*{box-sizing:border-box}body{font:15px/1.45 system-ui,'Apple SD Gothic Neo','Malgun Gothic','Noto Sans KR',"
+    "sans-serif;margin:0 auto;max-width:72rem;"
     "padding:1rem;color:var(--fg);background:var(--bg)}a{color:var(--s0)}"
     "h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.05rem;margin:0 0 .6rem}"
     "header p{margin:.3rem 0;color:var(--muted)}nav{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:end;"
@@ -58,6 +59,9 @@ STYLE = (
     ".key.s0{background:var(--s0)}.key.s1{background:var(--s1)}.key.s2{background:var(--s2)}"
     ".key.s3{background:var(--s3)}"
     ".export{font-size:.85rem;margin:.4rem 0 0;color:var(--muted)}.note{font-size:.85rem;color:var(--muted)}"
+    "@media (max-width:40rem){table.stack thead{display:none}table.stack tr{display:block;padding:.3rem 0;"
+    "border-bottom:1px solid var(--line)}table.stack td,table.stack th{display:inline-block;border:0;"
+    "padding:.1rem .4rem}}"
     "dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dd{margin:0;overflow-wrap:anywhere}"
 )
 CSP = (
@@ -77,6 +81,8 @@ class DashboardView:
     query: DashboardQuery
     locale: str
     category_labels: Mapping[str, str]
+    #: The nonce of an outer CSP (the app's), put on the style element so that policy allows it too.
+    nonce: str | None = None
 
 
 def _v(value: object) -> str:
@@ -91,18 +97,20 @@ class _Page:
         self.report = view.report
 
     def export(self, *tables: str) -> str:
+        """Download links of the tables a section shows, each as CSV and JSON, with this view's period."""
         link = self.view.query.link()
-        parts = " · ".join(
-            f'<a href="admin/export/{name}.{kind}{link}">{escape(self.t.get(name, name))} {kind.upper()}</a>'
-            if len(tables) > 1
-            else f'<a href="admin/export/{name}.{kind}{link}">{kind.upper()}</a>'
-            for name in tables
-            for kind in ("csv", "json")
-        )
-        return f'<p class="export">{escape(self.t["export"])}: {parts}</p>'
+        lines = []
+        for name in tables:
+            links = " · ".join(
+                f'<a href="admin/export/{name}.{kind}{link}">{kind.upper()}</a>' for kind in ("csv", "json")
+            )
+            title = f"{escape(self.t[name])}: " if len(tables) > 1 else ""
+            lines.append(f"{title}{links}")
+        return f'<p class="export">{escape(self.t["export"])}: {"<br>".join(lines)}</p>'
 
     def render(self) -> str:
         t, view = self.t, self.view
+        nonce = f' nonce="{escape(view.nonce)}"' if view.nonce else ""
         body = "".join(
             (
                 self.header(),
@@ -129,7 +137,7 @@ class _Page:
         return (
             f'<!doctype html><html lang="{view.locale}"><head><meta charset="utf-8"><meta name="viewport" '
             f'content="width=device-width, initial-scale=1"><title>{escape(t["title"])}</title>'
-            f"<style>{STYLE}</style></head><body>{body}</body></html>"
+            f"<style{nonce}>{STYLE}</style></head><body>{body}</body></html>"
         )
 
     def header(self) -> str:
@@ -159,13 +167,14 @@ class _Page:
 
     def totals(self) -> str:
         report, t = self.report, self.t
-        change = report.get("change", {})
         previous = report.get("previous", {})
+        current = {key: report[key] for key in COMPARED} | {"decisions": sum(report["consent"]["decisions"].values())}
         items = []
-        for key in COMPARED:
+        for key, now in current.items():
             delta = ""
-            if key in change:
-                before, diff = previous[key], change[key]
+            if previous:
+                before = previous[key]
+                diff = now - before
                 relative = f" ({diff / before:+.0%})" if before else ""
                 css = "up" if diff > 0 else "down" if diff < 0 else ""
                 delta = (
@@ -173,9 +182,7 @@ class _Page:
                     if before or diff
                     else f"<span>{escape(t['previous'])} 0</span>"
                 )
-            items.append(f"<li><b>{report[key]:,}</b><span>{escape(t[key])}</span>{delta}</li>")
-        decisions = sum(report["consent"]["decisions"].values())
-        items.append(f"<li><b>{decisions:,}</b><span>{escape(t['decisions'])}</span></li>")
+            items.append(f"<li><b>{now:,}</b><span>{escape(t[key])}</span>{delta}</li>")
         return f'<ul class="totals">{"".join(items)}</ul>'
 
     def per_day(self) -> str:
@@ -248,8 +255,8 @@ class _Page:
         chart = ""
         if sum(consent["decisions"].values()) and lines:
             summary = t["chart_rates"].format(categories=", ".join(labels[c] for c in names[:4]))
-            chart = f"<h2>{escape(t['opt_in_per_day'])}</h2>" + columns(
-                [d["day"][5:] for d in days], [], lines, summary=summary, percent=True
+            chart = f"<h3>{escape(t['opt_in_per_day'])}</h3>" + columns(
+                [d["day"][5:] for d in days], [], lines, summary=summary, percent=True, width=NARROW
             )
         return (
             f"<section><h2>{escape(t['opt_in'])}</h2><table>{head}{rows}</table>"
@@ -269,12 +276,9 @@ class _Page:
             summary = t["chart_bars"].format(
                 title=t[name], summary=", ".join(f"{label}: {n:,}" for label, n in values.items()) or t["none"]
             )
-            chart = columns(list(values), [Series(t[name], list(values.values()))], summary=summary)
-            charts.append(f"<h3>{escape(t[name])}</h3>{chart}")
-        return (
-            f"<section><h2>{escape(t['frequency'])}</h2>{''.join(charts)}"
-            f"{self.export('visit_number', 'days_since_last_visit', 'visitor_weeks', 'visitor_months')}</section>"
-        )
+            chart = columns(list(values), [Series(t[name], list(values.values()))], summary=summary, width=NARROW)
+            charts.append(f"<h3>{escape(t[name])}</h3>{chart}{self.export(name)}")
+        return f"<section><h2>{escape(t['frequency'])}</h2>{''.join(charts)}</section>"
 
     def ranked(self, name: str, column: str, values: Mapping[str, int]) -> str:
         t = self.t
@@ -307,7 +311,11 @@ class _Page:
             f'<th scope="col"{" class=n" if key in ("first_seen", "last_seen") else ""}>{escape(t[key])}</th>'
             for key in ("cookie", "category", "filed_by", "first_seen", "last_seen")
         )
-        table = f"<table><tr>{head}</tr>{lines}</table>" if lines else f"<p>{escape(t['none'])}</p>"
+        table = (
+            f'<table class="stack"><thead><tr>{head}</tr></thead>{lines}</table>'
+            if lines
+            else f"<p>{escape(t['none'])}</p>"
+        )
         return (
             f'<section class="wide"><h2>{escape(t["cookies"].format(n=len(rows)))}</h2>{note}'
             f'<p class="note">{escape(t["cookies_note"]).format(example=example)}</p>{table}'
