@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from playwright.sync_api import BrowserContext, Page, ViewportSize
+from playwright.sync_api import BrowserContext, HttpCredentials, Page, ViewportSize
 
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.dashboard_data import seed
@@ -34,7 +34,7 @@ VIEWPORT: Final[ViewportSize] = {"width": 800, "height": 500}
 ADMIN_TOKEN: Final = "browser-admin-token-0123456789abcdef"
 DASHBOARD_PERIOD: Final = "from=2026-11-01&to=2026-11-30"
 #: What a browser context needs to open the dashboard (HTTP Basic, the token as the password).
-ADMIN_CREDENTIALS: Final = {"username": "admin", "password": ADMIN_TOKEN}
+ADMIN_CREDENTIALS: Final[HttpCredentials] = {"username": "admin", "password": ADMIN_TOKEN}
 
 #: Cookies by who sets them on the demo page: the server, or scripts in the page.
 SERVER_SET: Final = {
