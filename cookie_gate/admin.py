@@ -58,7 +58,6 @@ class Dashboard:
         default_locale: str = "en",
         csp_nonce_key: str = "csp_nonce",
     ) -> None:
-        self._nonce_key = csp_nonce_key
         self._token = token.encode()
         self._categories = tuple(categories)
         self._default_locale = default_locale if default_locale in LOCALES else "en"
@@ -66,13 +65,15 @@ class Dashboard:
         self._site_clock = SiteClock(timezone)
         self._clock = clock
         self._writer_health = writer_health
+        self._nonce_key = csp_nonce_key
 
     @classmethod
     def for_config(
         cls, config: Config, store: SQLStore, clock: Clock, writer_health: WriterHealthSource | None
     ) -> Dashboard:
         """The dashboard of a gateway configured with an `admin_token`."""
-        assert config.admin_token is not None
+        if not config.admin_token:
+            raise ValueError("the dashboard needs an admin_token")
         return cls(
             config.admin_token,
             store,

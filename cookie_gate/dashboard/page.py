@@ -344,8 +344,10 @@ class _Page:
             shed = ", ".join(f"{kind.replace('_', ' ')} {n:,}" for kind, n in health["shed"].items() if n)
             if shed:
                 facts.append((t["shed"], shed))
-        losses = {"dropped": report["dropped_events"], **report["shed"]}
-        lost = ", ".join(f"{kind.replace('_', ' ')} {n:,}" for kind, n in losses.items() if n)
+        # What this period's counts miss: page views dropped under overload, detail shed while the store was down.
+        losses = {"page views dropped": report["dropped_events"]}
+        losses.update({f"{kind.replace('_', ' ')} shed": n for kind, n in report["shed"].items()})
+        lost = ", ".join(f"{label} {n:,}" for label, n in losses.items() if n)
         if lost:
             facts.append((t["losses"], lost))
         listed = "".join(f"<dt>{_v(name)}</dt><dd>{_v(value)}</dd>" for name, value in facts)
