@@ -10,8 +10,9 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -107,6 +108,7 @@ async def test_consent_decisions_per_day_and_the_opt_in_rate_per_category(
     decide(store, day, "custom", "analytics")
     decide(store, day, "withdraw")  # not a choice: the rates are of the four above
     decide(store, before, "reject_all")
+    decide(store, date(2026, 11, 27), "accept_all", "marketing")  # the day after the period: not in it
     client = client_for(middleware)
     report = (await client.get("/_cookie_gate/admin/stats.json?from=2026-11-20&to=2026-11-26", headers=AUTH)).json()
     consent = report["consent"]
@@ -119,6 +121,20 @@ async def test_consent_decisions_per_day_and_the_opt_in_rate_per_category(
     assert report["previous"]["opt_in_rate"] == {"necessary": 1.0} and report["previous"]["decisions"] == 1
     html = (await client.get("/_cookie_gate/admin?from=2026-11-20&to=2026-11-26", headers=AUTH)).text
     assert re.search(r'<th scope="row">Analytics</th><td class="n">3</td><td class="n">75\.0%</td>', html)
+
+
+async def test_decisions_fall_on_the_sites_own_day_even_at_a_quarter_hour_offset(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    """Nepal is UTC+5:45: decisions are grouped per quarter hour, so none crosses a local midnight."""
+    middleware = dashboard(gate, timezone="Asia/Kathmandu")
+    nepal = ZoneInfo("Asia/Kathmandu")
+    for moment in (datetime(2026, 11, 20, 23, 50, tzinfo=nepal), datetime(2026, 11, 21, 0, 5, tzinfo=nepal)):
+        middleware.store.log_decision(DecisionRecord(str(moment), int(moment.timestamp()), "reject_all", ("necessary",),
+                                                     "1", False))  # fmt: skip
+    client = client_for(middleware)
+    report = (await client.get("/_cookie_gate/admin/stats.json?from=2026-11-20&to=2026-11-21", headers=AUTH)).json()
+    assert [(d["day"], d["reject_all"]) for d in report["consent"]["by_day"]] == [("2026-11-20", 1), ("2026-11-21", 1)]
 
 
 # -- exports -------------------------------------------------------------------------------------
