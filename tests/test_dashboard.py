@@ -28,7 +28,7 @@ from cookie_gate.stats.writer import StatsWriter
 from cookie_gate.store import DecisionRecord
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from tests.clocks import SteppedClock
-from tests.conftest import GateFactory
+from tests.conftest import GateFactory, Postgres
 from tests.dashboard_data import AGENTS, LAST_DAY, at, seed
 
 pytestmark = pytest.mark.anyio
@@ -338,3 +338,18 @@ async def test_a_quarter_of_data_makes_a_page_small_enough_for_a_phone(gate: Gat
     response = await client.get("/_cookie_gate/admin?days=90", headers=AUTH)
     assert response.status_code == 200 and "1,0" in response.text  # thousands of page views are shown
     assert len(response.content) < 150_000, len(response.content)
+
+
+async def test_postgresql_gives_the_dashboard_the_same_numbers_as_sqlite(
+    gate: GateFactory, client_for: Clients, postgres: Postgres
+) -> None:
+    reports = []
+    for store in (None, postgres.url):
+        middleware = dashboard(gate, **({"store": store} if store else {}))
+        seed(middleware.store, days=35)
+        client = client_for(middleware)
+        response = await client.get("/_cookie_gate/admin/stats.json?from=2026-11-01&to=2026-11-30", headers=AUTH)
+        reports.append(response.json())
+    sqlite, postgresql = reports
+    assert sqlite["pageviews"] > 0 and sum(sqlite["consent"]["decisions"].values()) > 0
+    assert postgresql == sqlite
