@@ -353,3 +353,10 @@ async def test_postgresql_gives_the_dashboard_the_same_numbers_as_sqlite(
     sqlite, postgresql = reports
     assert sqlite["pageviews"] > 0 and sum(sqlite["consent"]["decisions"].values()) > 0
     assert postgresql == sqlite
+
+
+def test_both_languages_have_every_dashboard_word() -> None:
+    from cookie_gate.dashboard.texts import TEXTS
+
+    assert TEXTS["ko"].keys() == TEXTS["en"].keys()
+    assert all(TEXTS["ko"][key] for key in TEXTS["ko"])
