@@ -94,9 +94,7 @@ class Endpoints:
         self._needs_https = name.startswith(("__host-", "__secure-"))
         self._host_only = name.startswith("__host-")
         self._warned_http = False
-        self._dashboard = (
-            Dashboard(config.admin_token, store, config.timezone, clock, writer_health) if config.admin_token else None
-        )
+        self._dashboard = Dashboard.for_config(config, store, clock, writer_health) if config.admin_token else None
         self._static = {name: _load_static(name) for name in _STATIC_TYPES}
         self._page = VisitorPage(config)
         self._declaration = DeclarationEndpoint(config, store, clock)

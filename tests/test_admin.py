@@ -36,19 +36,49 @@ async def test_without_a_token_there_is_no_dashboard(gate: GateFactory, client_f
         assert response.status_code == 404
 
 
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Bearer wrong-token-0123456789", f"Bearer {TOKEN}x", "Basic !!!", f"Token {TOKEN}", "Bearer"],
+    [
+        None,
+        "Bearer wrong-token-0123456789",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",  # a prefix of the token
+        "Bearer " + TOKEN[:8],
+        "Basic !!!",
+        basic("admin", ""),  # Basic with an empty password
+        basic(TOKEN, ""),  # the token as the user name is not the password
+        "Basic " + base64.b64encode(TOKEN.encode()).decode(),  # no colon at all
+        basic("admin", TOKEN[:-1]),
+        f"Token {TOKEN}",
+        "Bearer",
+        "Bearer ",
+    ],
 )
+@pytest.mark.parametrize(
+    "path", ["/_cookie_gate/admin", "/_cookie_gate/admin/stats.json", "/_cookie_gate/admin/health.json",
+             "/_cookie_gate/admin/export/pages.csv", "/_cookie_gate/admin/export/cookies.json"],
+)  # fmt: skip
 async def test_the_dashboard_asks_for_the_token(
-    gate: GateFactory, client_for: Clients, authorization: str | None
+    gate: GateFactory, client_for: Clients, authorization: str | None, path: str
 ) -> None:
     client = client_for(gate(ROUTES, admin_token=TOKEN))
     headers = {"authorization": authorization} if authorization else {}
-    response = await client.get("/_cookie_gate/admin/stats.json", headers=headers)
+    response = await client.get(path, headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Basic")
-    assert "pageviews" not in response.text
+    assert "pageviews" not in response.text and "cookie" not in response.text.replace("cookie_gate", "")
+
+
+async def test_the_token_opens_every_route_with_bearer_and_basic(gate: GateFactory, client_for: Clients) -> None:
+    client = client_for(gate(ROUTES, admin_token=TOKEN))
+    for authorization in (f"Bearer {TOKEN}", basic("admin", TOKEN), basic("", TOKEN)):
+        for path in ("", "/stats.json", "/health.json", "/export/pages.csv", "/export/cookies.json"):
+            response = await client.get(f"/_cookie_gate/admin{path}", headers={"authorization": authorization})
+            assert response.status_code == 200, (authorization, path)
 
 
 async def test_the_report_as_json_with_a_bearer_token(gate: GateFactory, client_for: Clients) -> None:
@@ -77,7 +107,7 @@ async def test_the_page_opens_with_basic_auth_and_runs_no_script(gate: GateFacto
     assert 'id="cookie-gate"' not in response.text  # the gateway's own pages get no banner
 
 
-@pytest.mark.parametrize("query", ["days=0", "days=abc", "days=10000", "days=-1"])
+@pytest.mark.parametrize("query", ["days=0", "days=abc", "days=10000", "days=-1", "days=801"])
 async def test_a_bad_period_is_a_400(gate: GateFactory, client_for: Clients, query: str) -> None:
     client = client_for(gate(ROUTES, admin_token=TOKEN))
     response = await client.get(f"/_cookie_gate/admin?{query}", headers={"authorization": f"Bearer {TOKEN}"})
@@ -93,10 +123,10 @@ async def test_the_dashboard_is_read_only(gate: GateFactory, client_for: Clients
 def test_the_pages_inline_style_is_the_one_its_policy_allows() -> None:
     import hashlib
 
-    from cookie_gate import admin
+    from cookie_gate.dashboard import page
 
-    digest = base64.b64encode(hashlib.sha256(admin._STYLE.encode()).digest()).decode()
-    assert re.search(rf"style-src 'sha256-{re.escape(digest)}'", admin._CSP.decode())
+    digest = base64.b64encode(hashlib.sha256(page.STYLE.encode()).digest()).decode()
+    assert re.search(rf"style-src 'sha256-{re.escape(digest)}'", page.CSP.decode())
 
 
 async def test_the_dashboard_lists_suspected_trackers_first_with_their_reason(

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from cookie_gate.admin import _page
 from cookie_gate.cli import main
+from cookie_gate.dashboard.page import DashboardView, render
+from cookie_gate.dashboard.query import DashboardQuery
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report, format_report
 from cookie_gate.store.sql import StatsBatch
@@ -154,7 +155,9 @@ def test_cookie_gate_stats_prints_nothing_a_terminal_acts_on(
 def test_the_dashboard_shows_a_bidi_override_as_an_escape(tmp_path: Path) -> None:
     clock = SiteClock("UTC")
     store = hostile_stats(tmp_path, clock.at(FIXED_NOW).day_key)
-    page = _page(build_report(store, clock, days=7, now=FIXED_NOW))
+    health = {"store_reachable": True, "schema_version": 1, "schema_version_expected": 1, "statistics": False}
+    report = build_report(store, clock, days=7, now=FIXED_NOW)
+    page = render(DashboardView(report, store.inventory(), health, DashboardQuery(7), "en", {}))
     store.close()
     assert "\u202e" not in page and "\x1b" not in page
     assert "/\\u202etxt.exe" in page

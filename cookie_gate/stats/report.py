@@ -17,7 +17,7 @@ from typing import Any
 from cookie_gate.stats.clock import SiteClock, day_key
 from cookie_gate.stats.referrer import stored_referrer
 from cookie_gate.stats.writer import SHED_METRIC, SHED_ORDER
-from cookie_gate.store.sql import SQLStore
+from cookie_gate.store.sql import DecisionCount, SQLStore
 from cookie_gate.terminal import printable
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -27,21 +27,77 @@ VISIT_NUMBER_BUCKETS = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), 
 GAP_BUCKETS = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 14), (15, 30), (31, 60), (61, 120),
                (121, 364), (365, 10**9))  # fmt: skip
 TOP = 20
+#: The totals the comparison with the previous period covers.
+COMPARED = ("pageviews", "entries", "visits", "visitors", "bots")
+#: The hourly metrics the per-day series carries.
+DAILY_METRICS = ("pageviews", "visits", "entries")
+ACTIONS = ("accept_all", "reject_all", "custom", "withdraw")
+#: The longest period the dashboard takes from a query (the CLI's admin may ask for more).
+MAX_DAYS = 800
+DEFAULT_DAYS = 30
 
 
-def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) -> dict[str, Any]:
-    today = clock.at(now).day
-    first = today - days + 1
+def build_report(
+    store: SQLStore,
+    clock: SiteClock,
+    *,
+    now: float,
+    days: int | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    compare: bool = False,
+) -> dict[str, Any]:
+    """The report for local days `since`..`until` (inclusive), or the `days` up to today.
+
+    With `compare`, `previous` holds the totals of the equally long period just before,
+    and `change` the difference of each total from it.
+    """
+    if since is None or until is None:
+        today = clock.at(now).day
+        span = DEFAULT_DAYS if days is None else days
+        first, last = today - span + 1, today
+    else:
+        first, last = _ordinal(since), _ordinal(until)
+    if last < first:
+        raise ValueError("a report covers at least one day")
+    report = _period_report(store, clock, first, last)
+    if compare:
+        span = last - first + 1
+        before = _period_report(store, clock, first - span, first - 1)
+        report["previous"] = {key: before[key] for key in COMPARED} | {
+            "period": before["period"],
+            "opt_in_rate": before["consent"]["opt_in_rate"],
+            "decisions": sum(before["consent"]["decisions"].values()),
+        }
+        report["change"] = {key: report[key] - before[key] for key in COMPARED} | {
+            "decisions": sum(report["consent"]["decisions"].values()) - report["previous"]["decisions"]
+        }
+    return report
+
+
+def _ordinal(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
+
+
+def _period_report(store: SQLStore, clock: SiteClock, first: int, last: int) -> dict[str, Any]:
+    days = last - first + 1
     period_start = clock.midnight_after_months(first, 0).timestamp()
-    rows = store.stats_rows(day_key(first), day_key(today), int(period_start))
+    period_end = clock.midnight_after_months(last + 1, 0).timestamp()
+    rows = store.stats_rows(day_key(first), day_key(last), int(period_start), int(period_end))
     metrics: Counter[str] = Counter()
     by_hour = [0] * 24
     by_weekday = [0] * 7
+    heatmap = [[0] * 24 for _ in WEEKDAYS]
+    per_day = {day_key(day): Counter[str]() for day in range(first, last + 1)}
     for hour, metric, n in rows.hourly:
         metrics[metric] += n
+        if metric in DAILY_METRICS and hour[:10] in per_day:
+            per_day[hour[:10]][metric] += n
         if metric == "pageviews":
+            weekday = date.fromisoformat(hour[:10]).weekday()
             by_hour[int(hour[11:13])] += n
-            by_weekday[date.fromisoformat(hour[:10]).weekday()] += n
+            by_weekday[weekday] += n
+            heatmap[weekday][int(hour[11:13])] += n
     daily: dict[str, Counter[str]] = {}
     visitors = 0
     for day, kind, value, n in rows.daily:
@@ -56,7 +112,7 @@ def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) ->
             value = stored_referrer(value)  # rows kept before IP addresses were bucketed show bucketed too
         detail.setdefault(kind, Counter())[value] += n
     return {
-        "period": {"from": day_key(first), "to": day_key(today), "days": days, "timezone": clock.zone.key},
+        "period": {"from": day_key(first), "to": day_key(last), "days": days, "timezone": clock.zone.key},
         "pageviews": metrics["pageviews"],
         "entries": metrics["entries"],
         "visits": metrics["visits"],
@@ -65,6 +121,8 @@ def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) ->
         "bot_classes": _ranked(daily.get("bot", Counter())),
         "by_hour": by_hour,
         "by_weekday": dict(zip(WEEKDAYS, by_weekday, strict=True)),
+        "by_weekday_hour": dict(zip(WEEKDAYS, heatmap, strict=True)),
+        "daily": [{"day": day, **{m: counts[m] for m in DAILY_METRICS}} for day, counts in per_day.items()],
         "visit_frequency": {
             "new_visits": metrics["visits_new"],
             "returning_visits": metrics["visits_returning"],
@@ -78,7 +136,7 @@ def build_report(store: SQLStore, clock: SiteClock, *, days: int, now: float) ->
         "devices": _ranked(daily.get("device", Counter())),
         "pages": [{"path": p, "pageviews": n} for p, n in detail.get("path", Counter()).most_common(TOP)],
         "referrers": [{"host": h, "entries": n} for h, n in detail.get("referrer", Counter()).most_common(TOP)],
-        "consent": _consent(rows.decisions),
+        "consent": _consent(rows.decisions, clock, list(per_day)),
         "without_consent_daily_hash": {
             "visitor_days": metrics["hashed_visitors"],
             "visits": metrics["hashed_visits"],
@@ -108,20 +166,46 @@ def _ranks(counts: Mapping[str, int]) -> dict[str, int]:
     return {str(k): counts[str(k)] for k in sorted(int(k) for k in counts)}
 
 
-def _consent(decisions: Iterable[tuple[str, str, bool]]) -> dict[str, Any]:
+def _consent(decisions: Iterable[DecisionCount], clock: SiteClock, days: list[str]) -> dict[str, Any]:
+    """Decisions by kind, per category how many accepted it and at what rate, and the same per day.
+
+    The opt-in rate of a category is the share of choices (every decision but a withdrawal)
+    that accepted it.
+    """
     actions: Counter[str] = Counter()
     accepted: Counter[str] = Counter()
+    per_day = {day: (Counter[str](), Counter[str]()) for day in days}
     gpc = 0
-    for action, categories, with_gpc in decisions:
-        actions[action] += 1
-        gpc += with_gpc
-        if action != "withdraw":
-            accepted.update(categories.split())
+    for row in decisions:
+        day_actions, day_accepted = per_day.setdefault(clock.at(row.bucket).day_key, (Counter(), Counter()))
+        actions[row.action] += row.n
+        day_actions[row.action] += row.n
+        gpc += row.n if row.gpc else 0
+        if row.action != "withdraw":
+            for category in row.categories.split():
+                accepted[category] += row.n
+                day_accepted[category] += row.n
     return {
-        "decisions": {k: actions[k] for k in ("accept_all", "reject_all", "custom", "withdraw")},
+        "decisions": {k: actions[k] for k in ACTIONS},
         "accepted": dict(sorted(accepted.items())),
         "with_gpc": gpc,
+        "opt_in_rate": _rates(accepted, actions),
+        "by_day": [
+            {
+                "day": day,
+                **{k: day_actions[k] for k in ACTIONS},
+                "accepted": dict(sorted(day_accepted.items())),
+                "opt_in_rate": _rates(day_accepted, day_actions),
+            }
+            for day, (day_actions, day_accepted) in sorted(per_day.items())
+            if day in days
+        ],
     }
+
+
+def _rates(accepted: Mapping[str, int], actions: Mapping[str, int]) -> dict[str, float]:
+    choices = sum(n for action, n in actions.items() if action != "withdraw")
+    return {category: round(n / choices, 4) for category, n in sorted(accepted.items())} if choices else {}
 
 
 # -- the human view ------------------------------------------------------------------------------

@@ -88,12 +88,28 @@ def _add_all(mine: dict[K, int], theirs: Mapping[K, int]) -> None:
         mine[key] = mine.get(key, 0) + n
 
 
+#: Decisions are counted per quarter hour: every time zone's offset is a whole number of
+#: quarter hours, so each bucket falls inside one local day wherever the site is.
+DECISION_BUCKET_SECONDS = 900
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCount:
+    """How many decisions of one kind were logged in one quarter hour."""
+
+    action: str
+    categories: str  # the accepted categories, space-separated
+    gpc: bool
+    bucket: int  # start of the quarter hour, UTC seconds
+    n: int
+
+
 @dataclass(frozen=True)
 class StatsRows:
     hourly: list[tuple[str, str, int]]
     daily: list[tuple[str, str, str, int]]
     detail: list[tuple[str, str, str, int]]
-    decisions: list[tuple[str, str, bool]]  # (action, accepted categories, gpc)
+    decisions: list[DecisionCount]
 
 
 class SQLStore:
@@ -307,8 +323,12 @@ class SQLStore:
             cursor.execute(self._sql("SELECT salt FROM cookie_gate_salt WHERE day = ?"), (day,))
             return bytes(cursor.fetchone()[0])
 
-    def stats_rows(self, first_day: str, last_day: str, decided_since: int) -> StatsRows:
-        """Raw counter rows for local days `first_day`..`last_day` (inclusive), for the report."""
+    def stats_rows(
+        self, first_day: str, last_day: str, decided_since: int, decided_before: int | None = None
+    ) -> StatsRows:
+        """Raw counter rows for local days `first_day`..`last_day` (inclusive), for the report,
+        and the decisions logged from `decided_since` to before `decided_before`, grouped in the
+        database so a busy consent log never comes back row by row."""
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute(
                 self._sql("SELECT hour, metric, n FROM cookie_gate_hourly WHERE hour >= ? AND hour < ?"),
@@ -322,11 +342,16 @@ class SQLStore:
                     (first_day, last_day),
                 )
                 tables[table] = [(str(d), str(k), str(v), int(n)) for d, k, v, n in cursor.fetchall()]
+            bucket = f"(decided_at / {DECISION_BUCKET_SECONDS}) * {DECISION_BUCKET_SECONDS}"
             cursor.execute(
-                self._sql("SELECT action, categories, gpc FROM cookie_gate_consent_log WHERE decided_at >= ?"),
-                (decided_since,),
+                self._sql(
+                    f"SELECT action, categories, gpc, {bucket}, COUNT(*) FROM cookie_gate_consent_log"
+                    " WHERE decided_at >= ? AND decided_at < ?"
+                    f" GROUP BY action, categories, gpc, {bucket}"
+                ),
+                (decided_since, 2**62 if decided_before is None else decided_before),
             )
-            decisions = [(str(a), str(c), bool(g)) for a, c, g in cursor.fetchall()]
+            decisions = [DecisionCount(str(a), str(c), bool(g), int(b), int(n)) for a, c, g, b, n in cursor.fetchall()]
         return StatsRows(hourly, tables["cookie_gate_daily"], tables["cookie_gate_detail"], decisions)
 
     def inventory(self) -> list[tuple[str, str, str, str, str]]:

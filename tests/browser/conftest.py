@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.browser.support import CHROMIUM, LAUNCH_ARGS, VIEWPORT, DemoServer, prepare
+from tests.browser.support import CHROMIUM, LAUNCH_ARGS, VIEWPORT, DemoServer, dashboard_server, prepare
 
 ContextFactory = Callable[..., BrowserContext]
 PageFactory = Callable[..., Page]
@@ -59,6 +59,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
 def demo_opt_out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     """A second instance in US-style opt-out mode, where Global Privacy Control matters."""
     yield from _serve(tmp_path_factory, "opt-out")
+
+
+@pytest.fixture(scope="package")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """The demo shop with an admin token, over a store seeded with a known quarter of traffic."""
+    with dashboard_server(tmp_path_factory.mktemp("dashboard") / "cookie_gate.sqlite3") as server:
+        server.wait_ready()
+        yield server
 
 
 @pytest.fixture

@@ -14,11 +14,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from playwright.sync_api import BrowserContext, Page, ViewportSize
+from playwright.sync_api import BrowserContext, HttpCredentials, Page, ViewportSize
+
+from cookie_gate.store.sqlite import SQLiteStore
+from tests.dashboard_data import seed
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 #: Debian's Chromium: `playwright install` is not needed (nor possible everywhere).
@@ -26,6 +30,11 @@ CHROMIUM: Final = Path(os.environ.get("COOKIE_GATE_CHROMIUM", "/usr/bin/chromium
 LAUNCH_ARGS: Final = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SECRET: Final = "browser-test-secret-0123456789abcdef"
 VIEWPORT: Final[ViewportSize] = {"width": 800, "height": 500}
+#: The admin token of the dashboard server, and the period its seeded store covers.
+ADMIN_TOKEN: Final = "browser-admin-token-0123456789abcdef"
+DASHBOARD_PERIOD: Final = "from=2026-11-01&to=2026-11-30"
+#: What a browser context needs to open the dashboard (HTTP Basic, the token as the password).
+ADMIN_CREDENTIALS: Final[HttpCredentials] = {"username": "admin", "password": ADMIN_TOKEN}
 
 #: Cookies by who sets them on the demo page: the server, or scripts in the page.
 SERVER_SET: Final = {
@@ -73,9 +82,12 @@ def prepare(page: Page) -> Page:
 class DemoServer:
     """`examples/demo/app.py` under uvicorn in a subprocess; a context manager."""
 
-    def __init__(self, store: Path, mode: str = "opt-in", log: Path | None = None) -> None:
+    def __init__(
+        self, store: Path, mode: str = "opt-in", log: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         self.store = store
         self.mode = mode
+        self.env = dict(env or {})
         self.log_path = log or store.with_suffix(".log")
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._process: subprocess.Popen[bytes] | None = None
@@ -101,6 +113,7 @@ class DemoServer:
             "COOKIE_GATE_SECRET_KEY": SECRET,
             "COOKIE_GATE_STORE": f"sqlite:///{self.store}",
             "COOKIE_GATE_DEMO_MODE": self.mode,
+            **self.env,
         }
         fd = self._socket.fileno()
         command = [sys.executable, "-m", "uvicorn", "examples.demo.app:app", "--fd", str(fd), "--log-level", "warning"]
@@ -138,3 +151,21 @@ class DemoServer:
                 self._process.wait()
             self._process = None
         self._socket.close()
+
+
+def dashboard_server(path: Path) -> DemoServer:
+    """The demo shop with an admin token over a store at `path` seeded with a known quarter of traffic."""
+    store = SQLiteStore(path)
+    try:
+        seed(store)
+    finally:
+        store.close()
+    return DemoServer(path, env={"COOKIE_GATE_ADMIN_TOKEN": ADMIN_TOKEN})
+
+
+def open_dashboard(context: BrowserContext, url: str, query: str = DASHBOARD_PERIOD) -> Page:
+    """The dashboard of the seeded period, signed in with HTTP Basic like a browser would."""
+    page = context.new_page()
+    response = page.goto(f"{url}/_cookie_gate/admin?{query}")
+    assert response is not None and response.status == 200, response and response.status
+    return page

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser.screenshots import LAYERS, LOCALES, SCHEMES, take, take_visitor_page
+from tests.browser.screenshots import (
+    DASHBOARD_VIEWPORTS,
+    LAYERS,
+    LOCALES,
+    SCHEMES,
+    take,
+    take_dashboard,
+    take_visitor_page,
+)
 from tests.browser.support import VIEWPORT, DemoServer
 
 pytestmark = pytest.mark.browser
@@ -35,3 +43,16 @@ def test_screenshots_of_the_visitor_page_in_both_languages(browser: Browser, dem
         width, height = struct.unpack(">II", data[16:24])
         assert width == VIEWPORT["width"] and height > VIEWPORT["height"], "the whole page, not only its top"
         assert len(data) < 400_000, f"{path.name} is {len(data)} bytes"
+
+
+def test_screenshots_of_the_dashboard_in_both_languages(
+    browser: Browser, dashboard: DemoServer, tmp_path: Path
+) -> None:
+    written = take_dashboard(browser, dashboard.url, tmp_path)
+    assert len(written) == len(LOCALES) * len(DASHBOARD_VIEWPORTS)
+    for path in written:
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        size = DASHBOARD_VIEWPORTS["phone-" if "-phone-" in path.name else ""]
+        assert struct.unpack(">II", data[16:24]) == (size["width"], size["height"])
+        assert len(data) < 200_000, f"{path.name} is {len(data)} bytes"
