@@ -6,6 +6,12 @@ An HTML fragment (one `<section>`, no style, no script) by default, JSON when th
 (`Cache-Control: public`, an `ETag`, `Vary` on the two headers it reads). Rebuilt
 from the store's inventory at most every `REFRESH_SECONDS`, so a page embedding it
 costs one inventory read per interval, however often it is fetched.
+
+The public page lists only names someone vouched for (the site's configuration, the
+built-in catalogue, the gateway itself, or a framework's generic names). A name that
+nobody declared may have been made up by any visitor, and a privacy page must not
+publish text a stranger chose; `cookie-gate cookies --format ...` shows the admin
+every name.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from cookie_gate.declaration import build_declaration, to_html, to_json
 from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore
 
+#: Who filed a name for it to be published (see the module docstring): never "unknown" or a suspicion.
+VOUCHED_SOURCES = frozenset({"site", "catalogue", "gateway", "generic"})
 #: How long a built declaration is served before the inventory is read again; also its max-age.
 REFRESH_SECONDS = 300
 #: Media ranges of an Accept header looked at; a longer list is a client's mistake, not a preference.
@@ -90,7 +98,8 @@ class DeclarationEndpoint:
             return built[1], built[2]
 
     def _build(self, locale: str, form: str) -> tuple[bytes, bytes]:
-        declaration = build_declaration(self._config, self._store.inventory(), locale)
+        vouched = [row for row in self._store.inventory() if row[2] in VOUCHED_SOURCES]
+        declaration = build_declaration(self._config, vouched, locale)
         body = (to_json(declaration, compact=True) if form == "json" else to_html(declaration)).encode("utf-8")
         return body, b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
 

@@ -334,4 +334,6 @@ def test_no_query_to_the_admin_gets_a_5xx(
     status, response = answered(exchange(tmp_path, "GET", MOUNT + subpath, headers=request_headers, query=query))
     assert status in (200, 400)
     if status == 400:  # a refusal names the parameter it refuses
-        assert any(key in reason(response) for key in ("days", "from", "to", "lang", "query", "period")), reason(response)
+        assert any(key in reason(response) for key in ("days", "from", "to", "lang", "query", "period")), reason(
+            response
+        )

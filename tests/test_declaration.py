@@ -377,7 +377,7 @@ async def test_a_new_cookie_shows_once_the_cached_declaration_is_due(
     middleware = gate([], clock=clock)
     client = client_for(middleware)
     first = await client.get(DECLARATION, headers={"accept": "application/json"})
-    middleware.store.add_stats(StatsBatch(cookies={"newcomer": ("necessary", "unknown", "2026-12-01")}))
+    middleware.store.add_stats(StatsBatch(cookies={"newcomer": ("necessary", "catalogue", "2026-12-01")}))
     clock.now += REFRESH_SECONDS - 1
     cached = await client.get(DECLARATION, headers={"accept": "application/json"})
     assert cached.headers["etag"] == first.headers["etag"], "one inventory read per interval, however many fetches"
@@ -385,6 +385,29 @@ async def test_a_new_cookie_shows_once_the_cached_declaration_is_due(
     fresh = await client.get(DECLARATION, headers={"accept": "application/json"})
     assert "newcomer" in {c["name"] for c in fresh.json()["cookies"]}
     assert fresh.headers["etag"] != first.headers["etag"]
+
+
+@pytest.mark.anyio
+async def test_the_public_declaration_publishes_no_name_a_stranger_could_have_made_up(
+    gate: GateFactory, client_for: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    middleware = gate([], clock=SteppedClock(1_764_600_000.0))
+    middleware.store.add_stats(
+        StatsBatch(
+            cookies={
+                "refunds_at_evil.example": ("necessary", "unknown", "2026-12-01"),
+                "x_visitor_id": ("marketing", "suspected tracker: an id-shaped value", "2026-12-01"),
+                "_ga": ("analytics", "catalogue", "2026-12-01"),
+            }
+        )
+    )
+    data = (await client_for(middleware).get(DECLARATION, headers={"accept": "application/json"})).json()
+    names = {c["name"] for c in data["cookies"]}
+    assert "_ga" in names
+    assert not names & {"refunds_at_evil.example", "x_visitor_id"}
+    # The admin still sees every name.
+    assert main(["--store", middleware.config.store, "cookies", "--format", "json"]) == 0
+    assert "refunds_at_evil.example" in capsys.readouterr().out
 
 
 @pytest.mark.anyio
