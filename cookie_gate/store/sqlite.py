@@ -105,6 +105,10 @@ class SQLiteStore(SQLStore):
                 if connection is not None:
                     connection.close()
                 raise StoreError(f"cannot open SQLite store {self.path!r}: {error}") from None
+            except StoreError:  # a schema newer than this release
+                if connection is not None:
+                    connection.close()
+                raise
 
     @contextmanager
     def _transaction(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
