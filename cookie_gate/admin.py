@@ -28,7 +28,6 @@ from cookie_gate.clock import Clock
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
 from cookie_gate.stats.writer import WriterHealth
-from cookie_gate.store import StoreError, check_store
 from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore
 from cookie_gate.terminal import printable
 
@@ -100,11 +99,8 @@ class Dashboard:
         await respond(send, 200, page, b"text/html; charset=utf-8", headers, head_only=scope["method"] == "HEAD")
 
     def _health(self) -> dict[str, Any]:
-        problem = check_store(self._store)
-        try:
-            version: int | None = self._store.schema_version() if problem is None else None
-        except StoreError:
-            version = None
+        store = self._store.health(self._clock())  # one transaction, reused for a few seconds
+        problem, version = store.problem, store.schema_version
         writer = self._writer_health() if self._writer_health is not None else None
         return {
             "store_reachable": problem is None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,6 +30,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {}
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS cookie_gate_schema (version INTEGER PRIMARY KEY)"
 #: The daily-hash rule: a visitor seen again within this many minutes continues a visit.
 VISIT_GAP_MINUTES = 30
+#: How long a health check's answer is reused: a monitor polling often costs the store little.
+HEALTH_CACHE_SECONDS = 5.0
+#: How long a health check waits for the store (its lock, a busy SQLite file) before saying so.
+HEALTH_WAIT_SECONDS = 1.0
 #: Rows one statement (or one `executemany`) carries: a big batch is many short statements, each
 #: answered well within the statement timeout, never one long one.
 ROWS_PER_STATEMENT = 1000
@@ -74,6 +78,14 @@ def _add_all(mine: dict[K, int], theirs: Mapping[K, int]) -> None:
 
 
 @dataclass(frozen=True)
+class StoreHealth:
+    """What one health check found: None, or why the store cannot be written; its schema version."""
+
+    problem: str | None
+    schema_version: int | None
+
+
+@dataclass(frozen=True)
 class StatsRows:
     hourly: list[tuple[str, str, int]]
     daily: list[tuple[str, str, str, int]]
@@ -91,6 +103,7 @@ class SQLStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connection: Any = None
+        self._last_health: tuple[float, StoreHealth] | None = None
 
     # -- for subclasses ----------------------------------------------------------------------
 
@@ -99,6 +112,10 @@ class SQLStore:
 
     def _transaction(self, connection: Any) -> AbstractContextManager[Any]:
         raise NotImplementedError
+
+    def _waiting_briefly(self, connection: Any) -> AbstractContextManager[Any]:
+        """Around a health check: the backend's own waits for a busy store cut to `HEALTH_WAIT_SECONDS`."""
+        return nullcontext()
 
     def _sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -131,6 +148,37 @@ class SQLStore:
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")
             return int(cursor.fetchone()[0] or 0)
+
+    def health(self, now: float) -> StoreHealth:
+        """Write and remove a probe row and read the schema version, in one transaction; the answer
+        is reused for `HEALTH_CACHE_SECONDS` of `now` (the caller's clock). It never waits more than
+        about `HEALTH_WAIT_SECONDS` for a store another thread or process is busy with."""
+        last = self._last_health
+        if last is not None and 0 <= now - last[0] < HEALTH_CACHE_SECONDS:
+            return last[1]
+        found = self._check_health()
+        self._last_health = (now, found)
+        return found
+
+    def _check_health(self) -> StoreHealth:
+        if not self._lock.acquire(timeout=HEALTH_WAIT_SECONDS):
+            return StoreHealth(f"the store is busy: another write has held it over {HEALTH_WAIT_SECONDS:g} s", None)
+        try:
+            connection = self._connected()
+            with self._waiting_briefly(connection), self._transaction(connection) as cursor:
+                cursor.execute(
+                    self._sql("INSERT INTO cookie_gate_hourly (hour, metric, n) VALUES (?, ?, ?)"),
+                    ("probe", "probe", 0),
+                )
+                cursor.execute(
+                    self._sql("DELETE FROM cookie_gate_hourly WHERE hour = ? AND metric = ?"), ("probe", "probe")
+                )
+                cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")
+                return StoreHealth(None, int(cursor.fetchone()[0] or 0))
+        except StoreError as error:
+            return StoreHealth(str(error), None)
+        finally:
+            self._lock.release()
 
     def probe(self) -> None:
         """Open the store and write and remove a row in one transaction; StoreError names the problem."""
