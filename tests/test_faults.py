@@ -2,8 +2,8 @@
 
 Every store here is real: SQLite files in missing directories, PostgreSQL URLs that point at
 a refused port or at a TCP listener that accepts and never answers, a real uvicorn server
-stopped by SIGTERM. Only the shedding test wraps a real SQLite store in a double of the store
-interface, to refuse a known number of flushes.
+stopped by SIGTERM. Only the shedding tests and the slow-store tests wrap a real SQLite store in
+a double of the store interface, to refuse a known number of flushes or to answer late.
 """
 
 from __future__ import annotations
