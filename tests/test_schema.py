@@ -202,7 +202,7 @@ def test_a_fresh_store_and_an_upgraded_one_end_identical(
         fresh = database.url.replace(database.schema, fresh_schema)
         request.addfinalizer(lambda: _drop_schema(database.url, fresh_schema))
     monkeypatch.setattr(sql, "SCHEMA_VERSION", NEXT)
-    monkeypatch.setattr(sql, "MIGRATIONS", {NEXT: NEW_COLUMN})
+    monkeypatch.setattr(sql, "MIGRATIONS", {**sql.MIGRATIONS, NEXT: NEW_COLUMN})
     assert version_of(upgraded) == NEXT
     assert version_of(fresh) == NEXT
     assert ("cookie_gate_inventory", "note") in columns(fresh)
