@@ -300,3 +300,21 @@ def test_a_lifespan_shutdown_is_not_held_up_by_a_busy_thread_pool(tmp_path: Path
         return took
 
     assert anyio.run(main) < 10  # far below the endpoints' 20 s
+
+
+def write_one_view_and_return(database: str) -> None:
+    """A multiprocessing worker's whole life: one page view recorded, then the worker returns."""
+    make(SQLiteStore(database), interval=300.0).record(view("/in-a-worker"))
+
+
+def test_a_multiprocessing_worker_started_by_fork_writes_what_it_recorded_when_it_ends(tmp_path: Path) -> None:
+    """It ends with `os._exit`, so `atexit` never runs there (granian's workers)."""
+    import multiprocessing
+
+    database = tmp_path / "worker.sqlite3"
+    worker = multiprocessing.get_context("fork").Process(target=write_one_view_and_return, args=(str(database),))
+    worker.start()
+    worker.join(30)
+    assert worker.exitcode == 0
+    rows = SQLiteStore(database)._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'")
+    assert rows.fetchall() == [("/in-a-worker", 1)]

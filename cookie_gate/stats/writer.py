@@ -31,6 +31,7 @@ import atexit
 import collections
 import hmac
 import logging
+import multiprocessing.util
 import os
 import signal
 import threading
@@ -206,6 +207,7 @@ class StatsWriter:
                 self._thread = threading.Thread(target=self._run, name="cookie-gate-stats", daemon=True)
                 self._thread.start()
         _watch_for_sigterm()
+        _flush_at_exit_of_this_process()
 
     def terminate(self) -> None:
         """The process is being stopped (SIGTERM): from now on every page view wakes the writer,
@@ -548,6 +550,19 @@ def _stop_all_at_exit() -> None:
                 writer.stop()
     finally:
         _release_sigterm()
+
+
+_exit_hook_pid: int | None = None
+
+
+def _flush_at_exit_of_this_process() -> None:
+    """Also run the exit flush in a multiprocessing worker started by fork (granian's workers):
+    it ends with `os._exit`, which skips `atexit`, after running multiprocessing's own exit
+    finalizers, registered here once per process (a child starts with none)."""
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():
+        _exit_hook_pid = os.getpid()
+        multiprocessing.util.Finalize(None, _stop_all_at_exit, exitpriority=0)
 
 
 def _forget_parents() -> None:
