@@ -34,7 +34,6 @@ from cookie_gate.dashboard.texts import LOCALES
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
 from cookie_gate.stats.writer import WriterHealth
-from cookie_gate.store import StoreError, check_store
 from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore
 
 #: What the dashboard asks for the statistics writer's state (None when statistics are off).
@@ -153,11 +152,8 @@ class Dashboard:
         )
 
     def _health(self) -> dict[str, Any]:
-        problem = check_store(self._store)
-        try:
-            version: int | None = self._store.schema_version() if problem is None else None
-        except StoreError:
-            version = None
+        store = self._store.health(self._clock())  # one transaction, reused for a few seconds
+        problem, version = store.problem, store.schema_version
         writer = self._writer_health() if self._writer_health is not None else None
         return {
             "store_reachable": problem is None,

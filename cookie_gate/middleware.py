@@ -186,14 +186,16 @@ class CookieGateMiddleware:
                 else:
                     start_store_check(self.store)
             elif kind == "lifespan.shutdown.complete":
-                # One deadline for the flush and the close (counted from SIGTERM when it came first):
-                # a writer stuck in a hung store holds the store's lock, and is never waited for past it.
+                # One deadline for the flush and the close: a writer stuck in a hung store holds
+                # the store's lock, and is never waited for past it. Both run on threads of their
+                # own limiter, so the app's sync endpoints (anyio's default limiter) cannot delay them.
                 deadline = time.monotonic() + self.config.shutdown_timeout
+                limiter = anyio.CapacityLimiter(1)
                 if self.statistics is not None:
-                    writer = self.statistics.writer
-                    deadline = min(deadline, writer.shutdown_deadline or deadline)
-                    await anyio.to_thread.run_sync(writer.stop, max(deadline - time.monotonic(), 0.0))
-                await anyio.to_thread.run_sync(self.store.close, max(deadline - time.monotonic(), 0.0))
+                    stop = self.statistics.writer.stop
+                    await anyio.to_thread.run_sync(stop, max(deadline - time.monotonic(), 0.0), limiter=limiter)
+                close = self.store.close
+                await anyio.to_thread.run_sync(close, max(deadline - time.monotonic(), 0.0), limiter=limiter)
             await send(message)
 
         return send_wrapper

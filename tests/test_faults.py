@@ -2,8 +2,8 @@
 
 Every store here is real: SQLite files in missing directories, PostgreSQL URLs that point at
 a refused port or at a TCP listener that accepts and never answers, a real uvicorn server
-stopped by SIGTERM. Only the shedding test wraps a real SQLite store in a double of the store
-interface, to refuse a known number of flushes.
+stopped by SIGTERM. Only the shedding tests and the slow-store tests wrap a real SQLite store in
+a double of the store interface, to refuse a known number of flushes or to answer late.
 """
 
 from __future__ import annotations
@@ -200,23 +200,132 @@ def test_a_final_flush_that_fails_logs_one_error_with_what_it_loses(
     assert lost.health().dropped == 5
 
 
-def test_after_sigterm_page_views_are_written_as_they_come_and_a_failure_is_logged_once(
-    sqlite_store: SQLiteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+class HeldStore(SQLStore):
+    """The store interface over a real SQLite store whose writes wait until `release` is set:
+    a store that is slow, not failing."""
+
+    def __init__(self, real: SQLiteStore) -> None:
+        super().__init__()
+        self.real = real
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def add_stats(self, batch: StatsBatch) -> None:
+        self.entered.set()
+        self.release.wait(30)
+        self.real.add_stats(batch)
+
+    def probe(self) -> None:
+        self.real.probe()
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Poll `condition` while the writer thread works; generous, it normally holds at once."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_after_sigterm_page_views_are_written_as_they_come_and_the_caller_never_waits(
+    sqlite_store: SQLiteStore,
 ) -> None:
-    through = writer(sqlite_store)
+    held = HeldStore(sqlite_store)
+    through = writer(held, shutdown_timeout=30.0)  # interval 60 s: only being woken writes early
     through.record(view("/before"))
-    through.terminate()  # what the SIGTERM handler does
-    through.record(view("/during-the-graceful-shutdown"))
-    assert through.health().queued == 0 and through.health().held_counters == 0  # written at once
-    assert report(sqlite_store)["pageviews"] == 2
-    broken = writer(SQLiteStore(tmp_path / "missing" / "stats.sqlite3"), shutdown_timeout=2.0)
+
+    def sigterm_then_a_page_view() -> None:
+        through.terminate()
+        through.record(view("/during"))
+
+    calls = threading.Thread(target=sigterm_then_a_page_view)
+    calls.start()  # what the SIGTERM handler, then the request path, do
+    calls.join(timeout=5)
+    assert not calls.is_alive()  # neither waited for the store, which is still not answering
+    assert held.entered.wait(5)  # the writer is on it without a flush() or its interval
+    held.release.set()
+    assert wait_until(lambda: report(sqlite_store)["pageviews"] == 2)
+    through.record(view("/later"))
+    assert wait_until(lambda: report(sqlite_store)["pageviews"] == 3)  # each one as it comes
+    assert through.stop() is True
+
+
+def test_the_shutdown_budget_counts_from_a_failure_not_from_sigterm(
+    sqlite_store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits = SteppedClock(0.0)
+    through = writer(sqlite_store, shutdown_timeout=0.5, monotonic=waits)
+    through.record(view("/before"))
+    with caplog.at_level(logging.ERROR, "cookie_gate.stats"):
+        through.terminate()
+        waits.advance(60)  # a long graceful shutdown (slow requests still running), the store healthy
+        through.record(view("/answered-a-minute-after-sigterm"))
+        assert wait_until(lambda: report(sqlite_store)["pageviews"] == 2)
+        assert through.stop() is True
+    assert through.health().dropped == 0
+    assert [r for r in caplog.records if r.levelno == logging.ERROR] == []
+
+
+def test_after_sigterm_a_store_failing_for_the_whole_budget_is_logged_once_and_every_view_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits = SteppedClock(0.0)
+    broken = writer(SQLiteStore(tmp_path / "missing" / "stats.sqlite3"), shutdown_timeout=2.0, monotonic=waits)
     broken.record(view())
     with caplog.at_level(logging.ERROR, "cookie_gate.stats"):
         broken.terminate()
+        assert wait_until(lambda: broken.health().last_error is not None)  # failed, retried meanwhile
+        assert broken.health().dropped == 0  # within the budget nothing is given up
+        waits.advance(2.5)
+        assert wait_until(lambda: broken.health().dropped == 1)  # the budget is used up: given up, counted
         for _ in range(3):
             broken.record(view())
-    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+        assert broken.stop() is True  # nothing left to lose
+        _stop_all_at_exit()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "store failed for 2 s after SIGTERM" in errors[0] and "unable to open database file" in errors[0]
     assert broken.health().dropped == 4  # every one counted, though only the first line says so
+
+
+def test_a_stop_that_runs_out_of_time_on_a_slow_store_says_so_rather_than_blaming_the_store(
+    sqlite_store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    held = HeldStore(sqlite_store)
+    slow = writer(held)
+    slow.record(view())
+    with caplog.at_level(logging.ERROR, "cookie_gate.stats"):
+        assert slow.stop(timeout=0.3) is False
+    held.release.set()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "shutdown budget of 0.3 s was used up" in errors[0]
+    assert "failed" not in errors[0]
+
+
+def test_a_writer_restarted_while_its_old_thread_is_stuck_in_the_store_runs_one_thread(
+    sqlite_store: SQLiteStore,
+) -> None:
+    before = set(threading.enumerate())
+
+    def writer_threads() -> int:
+        return sum(1 for thread in set(threading.enumerate()) - before if thread.name == "cookie-gate-stats")
+
+    held = HeldStore(sqlite_store)
+    stuck = writer(held)
+    stuck.record(view("/first"))
+    stuck.flush(timeout=0.1)
+    assert held.entered.wait(5)  # the writer thread is inside the store
+    assert stuck.stop(timeout=0.2) is False  # it does not answer in time
+    stuck.start()  # a later lifespan startup in the same process
+    stuck.record(view("/second"))
+    assert writer_threads() == 1  # the old thread carries on; no second one shares the batch
+    held.release.set()
+    assert stuck.flush() is True
+    assert report(sqlite_store)["pageviews"] >= 1
+    assert stuck.stop() is True
+    assert wait_until(lambda: writer_threads() == 0)
 
 
 # -- 3. bounded shutdown -------------------------------------------------------------------------

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from cookie_gate.cli import main
-from cookie_gate.store import DecisionRecord, open_store, postgres as postgres_backend, sql, sqlite as sqlite_backend
+from cookie_gate.store import (
+    DecisionRecord,
+    StoreError,
+    open_store,
+    postgres as postgres_backend,
+    sql,
+    sqlite as sqlite_backend,
+)
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from tests.conftest import SECRET, Postgres
 
@@ -179,3 +186,87 @@ def test_version_two_keeps_the_decisions_of_a_version_one_store(version_one_stor
     again = open_store(version_one_store)  # a second start applies nothing twice
     assert again.schema_version() == 2 and again.decisions("v1-id") == [old, new]
     again.close()
+
+
+def stamp(url: str, version: int) -> None:
+    """Record `version` in the store as a later release's migrate would."""
+    store = open_store(url)
+    with store._lock, store._transaction(store._connected()) as cursor:
+        cursor.execute(store._sql("INSERT INTO cookie_gate_schema (version) VALUES (?)"), (version,))
+    store.close()
+
+
+def test_a_store_migrated_by_a_newer_release_is_refused_naming_both_versions(
+    old_store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamp(old_store, NEXT)
+    store = open_store(old_store)
+    with pytest.raises(StoreError, match=f"schema is version {NEXT}, newer than this release's {sql.SCHEMA_VERSION}"):
+        store.schema_version()
+    store.close()
+    monkeypatch.setenv("COOKIE_GATE_SECRET_KEY", SECRET)
+    for command in ("check-config", "migrate"):
+        assert main(["--store", old_store, command]) == 1
+        assert f"schema is version {NEXT}" in capsys.readouterr().err
+
+
+def columns(url: str) -> list[tuple[str, str]]:
+    """Every (table, column) of the store, in order."""
+    store = open_store(url)
+    with store._lock, store._transaction(store._connected()) as cursor:
+        if url.startswith("sqlite"):
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            found = []
+            for (table,) in cursor.fetchall():
+                cursor.execute(f"PRAGMA table_info({table})")
+                found += [(table, row[1]) for row in cursor.fetchall()]
+        else:
+            cursor.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+            )
+            found = [(str(table), str(column)) for table, column in cursor.fetchall()]
+    store.close()
+    return sorted(found)
+
+
+def version_of(url: str) -> int:
+    store = open_store(url)
+    try:
+        return store.schema_version()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_fresh_store_and_an_upgraded_one_end_identical(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_SCHEMA` stays at version 1 and every later version is a migration on top of it."""
+    if backend == "sqlite":
+        upgraded, fresh = f"sqlite:///{tmp_path / 'upgraded.sqlite3'}", f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        version_of(upgraded)  # today's release
+    else:
+        import psycopg
+
+        database: Postgres = request.getfixturevalue("postgres")
+        upgraded = database.url
+        version_of(upgraded)  # today's release
+        fresh_schema = database.schema + "_fresh"
+        with psycopg.connect(database.url, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {fresh_schema}")
+        fresh = database.url.replace(database.schema, fresh_schema)
+        request.addfinalizer(lambda: _drop_schema(database.url, fresh_schema))
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", NEXT)
+    monkeypatch.setattr(sql, "MIGRATIONS", {**sql.MIGRATIONS, NEXT: NEW_COLUMN})
+    assert version_of(upgraded) == NEXT
+    assert version_of(fresh) == NEXT
+    assert ("cookie_gate_inventory", "note") in columns(fresh)
+    assert columns(fresh) == columns(upgraded)
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -1,22 +1,28 @@
 """From queued page views to counter increments in the store, on a thread of its own.
 
-The request path only appends a tuple to a bounded deque (thread-safe, no lock, a
-fraction of a microsecond). Everything that costs (User-Agent parsing, bot
-detection, hashing, SQL) happens here, every `interval` seconds and on `flush()`.
-IP addresses and User-Agents exist only in memory, inside queued events, and are
-dropped once the batch is aggregated: the batch holds families, buckets and keys.
+The request path only appends a tuple to a bounded deque (thread-safe, no lock).
+Everything that costs (User-Agent parsing, bot detection, hashing, SQL) happens here,
+every `interval` seconds and on `flush()`. IP addresses and User-Agents exist only in
+memory, inside queued events, and are dropped once the batch is aggregated: the batch
+holds families, buckets and keys.
 
 When the store is down the batch is held and retried. It is bounded: past
 `max_pending` counters the most detailed kinds are shed first (paths, referrers,
 hashed visitor keys, then dimensions) and counted as such; the hourly totals are
-never shed. What a stop cannot write is logged once, with its counts.
+never shed. What a stop cannot write is logged once, with its counts, and the line
+says whether the store failed or the shutdown budget ran out first.
 
 Lifespan may never come (Django, some servers), so every live writer is also stopped
-at interpreter exit, and on SIGTERM: uvicorn handles SIGTERM, shuts down gracefully,
-then restores the default handler and raises the signal again, which kills the
-process before `atexit` runs. So the writer chains a SIGTERM handler of its own
-in front of the server's: it writes what is queued, and page views answered during
-the graceful shutdown that follows are written as they are recorded.
+at interpreter exit, and on SIGTERM. The writer chains a SIGTERM handler of its own in
+front of the server's. It only marks every writer as terminating and wakes it: from then
+on each writer writes a round as soon as a page view wakes it, so what is answered during
+the server's graceful shutdown reaches the store even if the process is killed later.
+`shutdown_timeout` bounds a flush that keeps failing, counted from its first failure,
+never the graceful shutdown itself. uvicorn, once done, restores the handler it found (the
+default) and raises SIGTERM again, which would kill the process before `atexit`; so the
+handler also blocks SIGTERM in the main thread, and the exit hook lets the held signal
+through once it has flushed: the process still dies of SIGTERM, after the exit flush.
+With no server handler behind it (the default), the handler flushes, then dies of SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import atexit
 import collections
 import hmac
 import logging
+import multiprocessing.util
 import os
 import signal
 import threading
@@ -60,10 +67,12 @@ SHED_ORDER = ("path", "referrer", "daily_hash", "dimensions")
 #: Hourly metric that counts what was shed of each kind.
 SHED_METRIC = "shed_"
 MAX_PATH = 200
-#: Events aggregated between two yields of the GIL (about a millisecond of work).
+#: Events aggregated between two yields of the GIL, so the event loop never waits for a whole batch.
 YIELD_EVERY = 200
 VISIT_NUMBER_CAP = 1000
 GAP_CAP = 400
+#: Seconds between two tries of a failed write once SIGTERM came (instead of `interval`).
+RETRY_WHILE_TERMINATING = 0.1
 
 
 @dataclass(frozen=True)
@@ -80,17 +89,19 @@ class WriterHealth:
 
 _LIVE: weakref.WeakSet[StatsWriter] = weakref.WeakSet()
 _NOT_RECORDED_UNTIL_EXIT = "; page views answered from now until exit are counted as dropped, not written"
-#: The SIGTERM handler that was there before ours (the server's, or the default), once ours is in.
-_previous_sigterm: list[Any] = []
 
 
 class StatsWriter:
+    """`clock` is the wall clock (bucket times, `last_flush`); `monotonic` measures the waits
+    (the shutdown budget, the warning interval); both are passed in so tests can step them."""
+
     def __init__(
         self,
         store: SQLStore,
         site_clock: SiteClock,
         *,
         clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
         capacity: int,
         interval: float,
         daily_hash: bool,
@@ -103,6 +114,7 @@ class StatsWriter:
         self._store = store
         self._site_clock = site_clock
         self._clock = clock
+        self._monotonic = monotonic
         self._agents = agents or AgentClassifier()
         self._capacity = capacity
         self._interval = interval
@@ -110,26 +122,34 @@ class StatsWriter:
         self._on_tick = on_tick
         self._cookie_names = cookie_names if cookie_names is not None else collections.deque()
         self._queue: collections.deque[PageView] = collections.deque()
+        self._salts: dict[str, bytes] = {}
+        self._shutdown_timeout = shutdown_timeout
+        self._max_pending = max_pending
+        self._reset()
+        _LIVE.add(self)
+
+    def _reset(self) -> None:
+        """The state of a writer that has recorded nothing: at creation, and in a forked child
+        (which must not write its parent's queue, batch or drop counts again)."""
+        self._queue.clear()
         self._pending = StatsBatch()
         self._last_warning = -60.0
-        self._salts: dict[str, bytes] = {}
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._requested = self._completed = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._shutdown_timeout = shutdown_timeout
-        self._max_pending = max_pending
         #: Dropped since the last batch (written to the store as the "dropped" metric), and ever.
         self.dropped = self.dropped_total = 0
         self.shed_total = dict.fromkeys(SHED_ORDER, 0)
         self.last_flush: float | None = None
         self.last_error: str | None = None
-        #: Set by SIGTERM: page views are then written as they are recorded, until this monotonic deadline.
-        self._terminating_until: float | None = None
+        #: Set by SIGTERM: each page view wakes the writer, which writes it at once.
+        self._terminating = False
+        #: Monotonic time of the first failure of the write that is failing now, once terminating.
+        self._failing_since: float | None = None
+        #: The store failed for `shutdown_timeout` after SIGTERM: page views are counted as dropped.
         self._lost_in_shutdown = False
-        os.register_at_fork(after_in_child=self._forget_parent)
-        _LIVE.add(self)
 
     def health(self) -> WriterHealth:
         return WriterHealth(
@@ -141,10 +161,20 @@ class StatsWriter:
             shed=dict(self.shed_total),
         )
 
+    @property
+    def has_work(self) -> bool:
+        """Page views queued or held, or a writer thread still serving (not one left stopping)."""
+        thread = self._thread
+        running = thread is not None and not self._stopping
+        return running or bool(self._queue) or bool(self._pending)
+
     # -- the request path -----------------------------------------------------------------------
 
     def record(self, event: PageView) -> None:
         """Queue one page view; never blocks. A full queue drops the event and counts it."""
+        if self._terminating:
+            self._record_while_terminating(event)
+            return
         if len(self._queue) < self._capacity:
             self._queue.append(event)
         else:
@@ -152,42 +182,38 @@ class StatsWriter:
             self.dropped_total += 1
         if self._thread is None:
             self.start()
-        if self._terminating_until is not None:
-            self._write_through()
+
+    def _record_while_terminating(self, event: PageView) -> None:
+        if self._lost_in_shutdown:  # said once already; the store would not take its count either
+            self.dropped_total += 1
+            return
+        if len(self._queue) >= self._capacity:
+            self.dropped += 1
+            self.dropped_total += 1
+            return
+        self._queue.append(event)
+        if self._thread is None:
+            self.start()
+        self._wake.set()  # the writer writes it now; this thread never waits for the store
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the writer thread. While an earlier one is still alive (stopped, but stuck in a
+        hung store), it is told to carry on instead: two threads would share the held batch."""
         with self._done:
-            if self._thread is None:
-                self._stopping = False
+            self._stopping = False
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="cookie-gate-stats", daemon=True)
                 self._thread.start()
         _watch_for_sigterm()
-
-    @property
-    def shutdown_deadline(self) -> float | None:
-        """The monotonic time by which a SIGTERM'd process must be done writing, once SIGTERM came."""
-        return self._terminating_until
+        _flush_at_exit_of_this_process()
 
     def terminate(self) -> None:
-        """The process is being stopped (SIGTERM): write what is queued now, and from now on
-        write each page view as it is recorded, within `shutdown_timeout` in all."""
-        self._terminating_until = time.monotonic() + self._shutdown_timeout
-        self._write_through()
-
-    def _write_through(self) -> None:
-        assert self._terminating_until is not None
-        if self._lost_in_shutdown:  # the store failed the shutdown already, and said so once
-            self.dropped_total += len(self._queue)
-            self._queue.clear()
-            return
-        left = self._terminating_until - time.monotonic()
-        if left > 0 and self.flush(left):
-            return
-        self._lost_in_shutdown = True
-        if self._report_loss(_NOT_RECORDED_UNTIL_EXIT):  # nothing was held: the one line still has to be said
-            logger.error("cookie_gate statistics: the store did not answer at shutdown%s", _NOT_RECORDED_UNTIL_EXIT)
+        """The process is being stopped (SIGTERM): from now on every page view wakes the writer,
+        which writes it at once. Returns at once; nothing here waits for the store."""
+        self._terminating = True
+        self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything queued so far; True once it is in the store."""
@@ -204,10 +230,9 @@ class StatsWriter:
     def stop(self, timeout: float | None = None) -> bool:
         """Flush and end the thread (lifespan shutdown, interpreter exit) within `timeout` seconds
         in all (`shutdown_timeout` by default), even when the store hangs. True when everything
-        reached the store; otherwise one ERROR line says what was not written."""
-        deadline = time.monotonic() + (self._shutdown_timeout if timeout is None else timeout)
-        if self._terminating_until is not None:  # SIGTERM started the clock already
-            deadline = min(deadline, self._terminating_until)
+        reached the store; otherwise one ERROR line says what was not written, and why."""
+        budget = self._shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
         thread = self._thread
         if thread is None:
             try:
@@ -215,29 +240,36 @@ class StatsWriter:
             except Exception as error:  # reported below with what it cost
                 self.last_error = type(error).__name__
         else:
-            self._stopping = True
+            with self._done:
+                self._stopping = True
             self.flush(max(deadline - time.monotonic(), 0.0))
             self._wake.set()
-            thread.join(max(deadline - time.monotonic(), 0.0))
-            self._thread = None
-        return self._report_loss()
+            if isinstance(thread, threading.Thread) and thread.is_alive():
+                thread.join(max(deadline - time.monotonic(), 0.0))
+            with self._done:
+                if self._stopping and (not isinstance(thread, threading.Thread) or not thread.is_alive()):
+                    self._thread = None
+        return self._report_loss(self._loss_reason(budget))
 
-    def _report_loss(self, more: str = "") -> bool:
+    def _loss_reason(self, budget: float) -> str:
+        if self.last_error is not None:
+            return f"the store failed: {self.last_error}"
+        return f"the shutdown budget of {budget:g} s was used up before the store answered"
+
+    def _report_loss(self, reason: str, more: str = "") -> bool:
         """Count and log, once, what a stop leaves unwritten, and let go of it so no later stop
         counts it again. (A writer thread stuck in a hung store that answers after all may still
         land that batch: counted as lost and written, the price of never waiting on a hung store.)"""
-        queued = len(self._queue)
+        queued = self._take_queue()
         pending = self._pending
         if not queued and not pending:
             return True
         views = queued + sum(n for (_, metric), n in pending.hourly.items() if metric in ("pageviews", "bots"))
-        self._queue.clear()
         self._pending = StatsBatch()
         self.dropped_total += views
         logger.error(
-            "cookie_gate statistics lost at shutdown, the store did not take them (%s): "
-            "%d page views (%d still queued), %d counters%s",
-            self.last_error or "timed out",
+            "cookie_gate statistics lost at shutdown (%s): %d page views (%d still queued), %d counters%s",
+            reason,
             views,
             queued,
             pending.size,
@@ -245,19 +277,20 @@ class StatsWriter:
         )
         return False
 
-    def _forget_parent(self) -> None:
-        # A forked worker must not re-count its parent's queue, and has no writer thread yet.
-        self._queue.clear()
-        self._pending = StatsBatch()
-        self._thread = None
-        self._wake = threading.Event()
-        self._done = threading.Condition()
-        self._requested = self._completed = 0
+    def _take_queue(self) -> int:
+        """Empty the queue, one event at a time (the request path may append meanwhile); how many."""
+        taken = 0
+        while True:
+            try:
+                self._queue.popleft()
+            except IndexError:
+                return taken
+            taken += 1
 
     def _run(self) -> None:
         warn_if_store_fails(self._store)
         while True:
-            self._wake.wait(self._interval)
+            self._wake.wait(self._wait_seconds())
             self._wake.clear()
             with self._done:
                 requested = self._requested
@@ -265,18 +298,48 @@ class StatsWriter:
                 self._drain()
             except Exception as error:  # the writer must outlive any one bad batch
                 logger.error("cookie_gate statistics batch failed: %s", type(error).__name__)
-            if self._on_tick is not None:
-                try:
-                    self._on_tick(self._clock())
-                except Exception as error:  # the tick must never kill the writer
-                    logger.warning("cookie_gate statistics maintenance failed: %s", type(error).__name__)
+            if self._terminating:
+                self._check_shutdown_budget()
             with self._done:
                 self._completed = max(self._completed, requested)
                 self._done.notify_all()
                 # Stop only once every flush asked for has had its own round: a stop() that
                 # arrived during this round still gets the final flush it waits for.
                 if self._stopping and self._completed >= self._requested:
+                    if self._thread is threading.current_thread():
+                        self._thread = None
                     return
+                maintain = not (self._stopping or self._terminating)
+            # After the round is marked complete, so a flush never waits for retention.
+            if maintain and self._on_tick is not None:
+                try:
+                    self._on_tick(self._clock())
+                except Exception as error:  # the tick must never kill the writer
+                    logger.warning("cookie_gate statistics maintenance failed: %s", type(error).__name__)
+
+    def _wait_seconds(self) -> float:
+        if self._terminating and self._pending and not self._lost_in_shutdown:
+            return min(self._interval, RETRY_WHILE_TERMINATING)
+        return self._interval
+
+    def _check_shutdown_budget(self) -> None:
+        """Once terminating, give a failing write `shutdown_timeout` from its first failure; then
+        count what it holds, and every later page view, as dropped, and say so once."""
+        if self._lost_in_shutdown:
+            return
+        if not self._pending:
+            self._failing_since = None
+            return
+        now = self._monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            return
+        if now - self._failing_since < self._shutdown_timeout:
+            return
+        self._lost_in_shutdown = True
+        reason = f"the store failed for {self._shutdown_timeout:g} s after SIGTERM: {self.last_error}"
+        if self._report_loss(reason, _NOT_RECORDED_UNTIL_EXIT):  # nothing held: the one line still has to be said
+            logger.error("cookie_gate statistics: %s%s", reason, _NOT_RECORDED_UNTIL_EXIT)
 
     # -- the writer thread --------------------------------------------------------------------
 
@@ -411,40 +474,104 @@ class StatsWriter:
         return salt
 
 
+@dataclass
+class _SigtermChain:
+    """Where `_on_sigterm` stands: the handler it was put in front of (called after it), and
+    whether it holds SIGTERM blocked in the main thread until the exit flush is done."""
+
+    previous: Callable[[int, FrameType | None], Any] | int | None = None
+    blocked: bool = False
+
+
+_sigterm = _SigtermChain()
+
+
 def _watch_for_sigterm() -> None:
-    """Put `_on_sigterm` in front of whatever handles SIGTERM now (once, from the main thread only)."""
-    if _previous_sigterm or threading.current_thread() is not threading.main_thread():
+    """Put `_on_sigterm` in front of whatever handles SIGTERM now, from the main thread only.
+
+    Again whenever it is no longer there: a server that puts its original handler back on
+    exit (uvicorn) takes ours away, and a later server in the same process must get it too.
+    An ignored SIGTERM stays ignored, and a handler not installed from Python (`getsignal`
+    answers None) is left alone: we could not call it after ours."""
+    if threading.current_thread() is not threading.main_thread():
         return
     try:
         previous = signal.getsignal(signal.SIGTERM)
-        if previous is signal.SIG_IGN:
+        if previous is _on_sigterm or previous is None or previous == signal.SIG_IGN:
             return
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):  # not the main interpreter, or no signals here
         return
-    _previous_sigterm.append(previous)
+    _sigterm.previous = previous
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    for writer in list(_LIVE):
-        if writer._thread is not None or writer._queue or writer._pending:
+    writers = list(_LIVE)
+    previous = _sigterm.previous
+    if callable(previous):  # a server shuts down gracefully: write as it goes, flush at exit
+        for writer in writers:
             writer.terminate()
-    previous = _previous_sigterm[0] if _previous_sigterm else signal.SIG_DFL
-    if callable(previous):
+        _hold_sigterm()
         previous(signum, frame)
-    else:  # the default: die of SIGTERM, as the process would have without us
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)
+        return
+    # Nobody else handles it: the process dies now, as it would have without us, once flushed.
+    for writer in writers:
+        if writer.has_work:
+            writer.stop()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)
+
+
+def _hold_sigterm() -> None:
+    """Block SIGTERM in the main thread: a server that raises it again once it is done (uvicorn)
+    then returns instead of dying, and the exit hook flushes before letting it through."""
+    if _sigterm.blocked or not hasattr(signal, "pthread_sigmask"):
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    _sigterm.blocked = True
+
+
+def _release_sigterm() -> None:
+    """Unblock SIGTERM: one held meanwhile is delivered now (the default action ends the process)."""
+    if _sigterm.blocked:
+        _sigterm.blocked = False
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 @atexit.register
 def _stop_all_at_exit() -> None:
     """Write what every live writer holds before the interpreter goes: servers that handle
     SIGTERM themselves return from their loop, so this runs even when lifespan never came.
-    Each writer is bounded by its own `shutdown_timeout`."""
+    Each writer is bounded by its own `shutdown_timeout`. Then a SIGTERM held since the
+    server's graceful shutdown is let through."""
+    try:
+        for writer in list(_LIVE):
+            if writer.has_work:
+                writer.stop()
+    finally:
+        _release_sigterm()
+
+
+_exit_hook_pid: int | None = None
+
+
+def _flush_at_exit_of_this_process() -> None:
+    """Also run the exit flush in a multiprocessing worker started by fork (granian's workers):
+    it ends with `os._exit`, which skips `atexit`, after running multiprocessing's own exit
+    finalizers, registered here once per process (a child starts with none)."""
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():
+        _exit_hook_pid = os.getpid()
+        multiprocessing.util.Finalize(None, _stop_all_at_exit, exitpriority=0)
+
+
+def _forget_parents() -> None:
+    # A forked worker has no writer thread yet, and must not re-count its parent's page views.
     for writer in list(_LIVE):
-        if writer._thread is not None or writer._queue or writer._pending:
-            writer.stop()
+        writer._reset()
+
+
+os.register_at_fork(after_in_child=_forget_parents)
 
 
 def _referrer_host(referrer: bytes | None) -> str:

@@ -5,8 +5,14 @@ lock from the writer and worker threads, reconnected when the server dropped it.
 Connecting, every statement and unanswered TCP sends are bounded by `timeout`, so a
 server that hangs costs a bounded wait, never a stuck shutdown. A server that still
 acknowledges packets but never answers (stopped, or a proxy whose far side is gone)
-defeats all three, so each transaction also runs under a watchdog that shuts the
-socket down beneath libpq when its time is up.
+defeats all three, so every statement also runs under a watchdog that shuts the
+socket down beneath libpq when the server has not answered it in time. The watchdog
+measures one statement, not the transaction: a big batch is many short statements
+(see `ROWS_PER_STATEMENT`), and a healthy server answers each of them in time.
+
+The watchdog is one long-lived thread per store, started with the first statement and
+handed deadlines, never a thread per transaction: Python 3.12 refuses to start threads
+once the interpreter is exiting, which is when the exit flush runs.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -79,7 +87,8 @@ class PostgresStore(SQLStore):
         self._connect_timeout = max(2, int(timeout))
         self._statement_ms = max(100, int(timeout * 1000))
         #: The server's own statement timeout answers first; the watchdog is for servers that cannot.
-        self._watchdog_seconds = self._statement_ms / 1000 + 1.0
+        self._watchdog = _Watchdog(self._statement_ms / 1000 + 1.0)
+        weakref.finalize(self, self._watchdog.close)
 
     def _connected(self) -> Any:
         if self._connection is not None and self._connection.closed:
@@ -98,30 +107,53 @@ class PostgresStore(SQLStore):
                 keepalives_interval=1,
                 keepalives_count=3,
             )
-            with self._watchdog(connection):
-                connection.execute(f"SET statement_timeout = {self._statement_ms}")
-                connection.execute(f"SET lock_timeout = {self._statement_ms}")
+            with self._watchdog.watching(connection):
+                cursor = _WatchedCursor(connection.cursor(), self._watchdog, connection)
+                cursor.execute(f"SET statement_timeout = {self._statement_ms}")
+                cursor.execute(f"SET lock_timeout = {self._statement_ms}")
                 with connection.transaction():
                     # Serialise the first start of several instances at once.
-                    connection.execute("SELECT pg_advisory_xact_lock(7283019)")
-                    connection.execute(_SCHEMA)
-                    with connection.cursor() as cursor:
-                        self._migrate(cursor)
+                    cursor.execute("SELECT pg_advisory_xact_lock(7283019)")
+                    cursor.execute(_SCHEMA)
+                    self._migrate(cursor)
+                    self._watchdog.arm(connection)  # the commit
         except self._psycopg.Error as error:
             if connection is not None:
                 connection.close()
             raise StoreError(f"cannot open PostgreSQL store: {_reason(error)}") from None
+        except StoreError:  # a schema newer than this release
+            if connection is not None:
+                connection.close()
+            raise
         return connection
 
-    @contextmanager
-    def _watchdog(self, connection: Any) -> Iterator[None]:
-        timer = threading.Timer(self._watchdog_seconds, _cut, (connection,))
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()
+    def _claim_visitors(self, cursor: Any, day: str, first_minutes: Mapping[bytes, int]) -> dict[bytes, int | None]:
+        """Insert the keys never seen (they come back from RETURNING), then read and lock the
+        others' rows: another process that inserted one first waits for our commit, or we for its."""
+        keys = list(first_minutes)
+        cursor.execute(
+            "INSERT INTO cookie_gate_visitor_day (day, vkey, last_minute)"
+            " SELECT %s, k, m FROM unnest(%s::bytea[], %s::bigint[]) AS t (k, m)"
+            " ON CONFLICT (day, vkey) DO NOTHING RETURNING vkey",
+            (day, keys, [first_minutes[key] for key in keys]),
+        )
+        stored: dict[bytes, int | None] = {bytes(row[0]): None for row in cursor.fetchall()}
+        known = [key for key in keys if key not in stored]
+        if known:
+            cursor.execute(
+                "SELECT vkey, last_minute FROM cookie_gate_visitor_day"
+                " WHERE day = %s AND vkey = ANY(%s::bytea[]) ORDER BY vkey FOR UPDATE",
+                (day, known),
+            )
+            stored.update((bytes(key), int(minute)) for key, minute in cursor.fetchall())
+        return stored
+
+    def _set_last_minutes(self, cursor: Any, day: str, rows: Sequence[tuple[bytes, int]]) -> None:
+        cursor.execute(
+            "UPDATE cookie_gate_visitor_day AS v SET last_minute = t.m"
+            " FROM unnest(%s::bytea[], %s::bigint[]) AS t (k, m) WHERE v.day = %s AND v.vkey = t.k",
+            ([key for key, _ in rows], [minute for _, minute in rows], day),
+        )
 
     def _after_purge(self) -> None:
         """Rewrite the purged tables: a DELETE leaves the rows' bytes in the data pages until
@@ -131,17 +163,24 @@ class PostgresStore(SQLStore):
             connection = self._connected()
             try:
                 connection.execute("SET statement_timeout = 0")  # rewriting a big table takes what it takes
-                for table in _PURGED:
-                    connection.execute(f"VACUUM FULL {table}")
-                connection.execute(f"SET statement_timeout = {self._statement_ms}")
+                try:
+                    for table in _PURGED:
+                        connection.execute(f"VACUUM FULL {table}")
+                finally:
+                    with self._watchdog.watching(connection):
+                        connection.execute(f"SET statement_timeout = {self._statement_ms}")
             except self._psycopg.Error as error:
+                self._connection = None  # the session's timeouts are unknown now: start a fresh one
+                with suppress(self._psycopg.Error):
+                    connection.close()
                 raise StoreError(f"PostgreSQL store could not vacuum after the purge: {type(error).__name__}") from None
 
     @contextmanager
     def _transaction(self, connection: Any) -> Iterator[Any]:
         try:
-            with self._watchdog(connection), connection.transaction(), connection.cursor() as cursor:
-                yield cursor
+            with self._watchdog.watching(connection), connection.cursor() as raw, connection.transaction():
+                yield _WatchedCursor(raw, self._watchdog, connection)
+                self._watchdog.arm(connection)  # the commit is a round trip too
         except self._psycopg.OperationalError as error:
             self._connection = None  # reconnect next time
             with suppress(self._psycopg.Error):
@@ -149,6 +188,93 @@ class PostgresStore(SQLStore):
             raise StoreError(f"PostgreSQL store is unavailable: {_reason(error)}") from None
         except self._psycopg.Error as error:
             raise StoreError(f"PostgreSQL store failed: {type(error).__name__}: {error.diag.message_primary}") from None
+
+
+class _Watchdog:
+    """One thread that cuts a connection whose current statement went unanswered past its deadline.
+
+    `arm` (before each statement) pushes the deadline `seconds` ahead; leaving `watching`
+    disarms it. The thread starts with the first `arm` that needs it (again in a forked
+    child, where it does not exist) and ends with `close`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._condition = threading.Condition()
+        self._deadline: float | None = None
+        self._connection: Any = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextmanager
+    def watching(self, connection: Any) -> Iterator[None]:
+        self.arm(connection)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._deadline = self._connection = None
+
+    def arm(self, connection: Any) -> None:
+        with self._condition:
+            self._closed = False
+            self._deadline = time.monotonic() + self.seconds
+            self._connection = connection
+            if self._thread is None or not self._thread.is_alive():
+                self._start()
+            self._condition.notify()
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._run, name="cookie-gate-pg-watchdog", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # the interpreter is exiting: the statement and TCP timeouts remain
+            return
+        self._thread = thread
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+
+    def _run(self) -> None:
+        with self._condition:
+            while not self._closed:
+                if self._deadline is None:
+                    self._condition.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._condition.wait(left)
+                    continue
+                _cut(self._connection)
+                self._deadline = self._connection = None
+
+
+class _WatchedCursor:
+    """A psycopg cursor whose every statement re-arms the watchdog."""
+
+    def __init__(self, cursor: Any, watchdog: _Watchdog, connection: Any) -> None:
+        self._cursor = cursor
+        self._watchdog = watchdog
+        self._connection = connection
+
+    def execute(self, statement: str, parameters: Any = None) -> None:
+        self._watchdog.arm(self._connection)
+        self._cursor.execute(statement, parameters)
+
+    def executemany(self, statement: str, rows: Any) -> None:
+        self._watchdog.arm(self._connection)
+        self._cursor.executemany(statement, rows)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
 
 
 def _cut(connection: Any) -> None:

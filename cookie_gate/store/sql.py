@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from cookie_gate.store import DecisionRecord
+from cookie_gate.store import DecisionRecord, StoreError
 
 K = TypeVar("K")
-#: The schema version this code writes. Version 1 is the tables as first released; each later
-#: version is a list of statements in `MIGRATIONS`, applied once, in order, under the backend's
-#: start-up lock, and recorded in `cookie_gate_schema`.
+T = TypeVar("T")
+#: The schema version this code writes. Version 1 is the tables as first released, and each
+#: backend's `_SCHEMA` stays frozen at version 1: every later version is only a list of statements
+#: in `MIGRATIONS`, applied once, in order, on top of it, under the backend's start-up lock, and
+#: recorded in `cookie_gate_schema`. So a fresh store and an upgraded one run the same statements
+#: and end identical. A store already at a version newer than this is refused (StoreError).
 SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Proof of consent: how each decision came (`METHODS`), in which locale, and the digest of
@@ -39,6 +42,13 @@ _DECISION_COLUMNS = "consent_id, decided_at, action, categories, policy_version,
 EXPORT_PAGE = 1000
 #: The daily-hash rule: a visitor seen again within this many minutes continues a visit.
 VISIT_GAP_MINUTES = 30
+#: How long a health check's answer is reused: a monitor polling often costs the store little.
+HEALTH_CACHE_SECONDS = 5.0
+#: How long a health check waits for the store (its lock, a busy SQLite file) before saying so.
+HEALTH_WAIT_SECONDS = 1.0
+#: Rows one statement (or one `executemany`) carries: a big batch is many short statements, each
+#: answered well within the statement timeout, never one long one.
+ROWS_PER_STATEMENT = 1000
 
 
 @dataclass
@@ -83,6 +93,11 @@ def _decision_record(row: Any) -> DecisionRecord:
     )
 
 
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _add_all(mine: dict[K, int], theirs: Mapping[K, int]) -> None:
     for key, n in theirs.items():
         mine[key] = mine.get(key, 0) + n
@@ -105,6 +120,14 @@ class DecisionCount:
 
 
 @dataclass(frozen=True)
+class StoreHealth:
+    """What one health check found: None, or why the store cannot be written; its schema version."""
+
+    problem: str | None
+    schema_version: int | None
+
+
+@dataclass(frozen=True)
 class StatsRows:
     hourly: list[tuple[str, str, int]]
     daily: list[tuple[str, str, str, int]]
@@ -122,6 +145,7 @@ class SQLStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connection: Any = None
+        self._last_health: tuple[float, StoreHealth] | None = None
 
     # -- for subclasses ----------------------------------------------------------------------
 
@@ -130,6 +154,10 @@ class SQLStore:
 
     def _transaction(self, connection: Any) -> AbstractContextManager[Any]:
         raise NotImplementedError
+
+    def _waiting_briefly(self, connection: Any) -> AbstractContextManager[Any]:
+        """Around a health check: the backend's own waits for a busy store cut to `HEALTH_WAIT_SECONDS`."""
+        return nullcontext()
 
     def _sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -147,6 +175,11 @@ class SQLStore:
         cursor.execute(VERSION_TABLE)
         cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")
         current = cursor.fetchone()[0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store's schema is version {current}, newer than this release's {SCHEMA_VERSION}:"
+                " a newer cookie_gate migrated it; upgrade this one too"
+            )
         for version in range(max(current, 1), SCHEMA_VERSION + 1):
             if version > current:
                 for statement in MIGRATIONS.get(version, ()):
@@ -157,6 +190,37 @@ class SQLStore:
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")
             return int(cursor.fetchone()[0] or 0)
+
+    def health(self, now: float) -> StoreHealth:
+        """Write and remove a probe row and read the schema version, in one transaction; the answer
+        is reused for `HEALTH_CACHE_SECONDS` of `now` (the caller's clock). It never waits more than
+        about `HEALTH_WAIT_SECONDS` for a store another thread or process is busy with."""
+        last = self._last_health
+        if last is not None and 0 <= now - last[0] < HEALTH_CACHE_SECONDS:
+            return last[1]
+        found = self._check_health()
+        self._last_health = (now, found)
+        return found
+
+    def _check_health(self) -> StoreHealth:
+        if not self._lock.acquire(timeout=HEALTH_WAIT_SECONDS):
+            return StoreHealth(f"the store is busy: another write has held it over {HEALTH_WAIT_SECONDS:g} s", None)
+        try:
+            connection = self._connected()
+            with self._waiting_briefly(connection), self._transaction(connection) as cursor:
+                cursor.execute(
+                    self._sql("INSERT INTO cookie_gate_hourly (hour, metric, n) VALUES (?, ?, ?)"),
+                    ("probe", "probe", 0),
+                )
+                cursor.execute(
+                    self._sql("DELETE FROM cookie_gate_hourly WHERE hour = ? AND metric = ?"), ("probe", "probe")
+                )
+                cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")
+                return StoreHealth(None, int(cursor.fetchone()[0] or 0))
+        except StoreError as error:
+            return StoreHealth(str(error), None)
+        finally:
+            self._lock.release()
 
     def probe(self) -> None:
         """Open the store and write and remove a row in one transaction; StoreError names the problem."""
@@ -259,11 +323,9 @@ class SQLStore:
             self._upsert(cursor, "cookie_gate_daily", ("day", "kind", "value"), batch.daily)
             self._upsert(cursor, "cookie_gate_detail", ("day", "kind", "value"), batch.detail)
             if batch.visitors:
-                counts: dict[tuple[str, str], int] = {}
-                for day, hour, key, minute in batch.visitors:
-                    for metric in self._see_visitor(cursor, day, key, minute):
-                        counts[hour, metric] = counts.get((hour, metric), 0) + 1
-                self._upsert(cursor, "cookie_gate_hourly", ("hour", "metric"), counts)
+                self._upsert(
+                    cursor, "cookie_gate_hourly", ("hour", "metric"), self._see_visitors(cursor, batch.visitors)
+                )
             if batch.cookies:
                 cursor.executemany(
                     self._sql(
@@ -283,35 +345,75 @@ class SQLStore:
             f"INSERT INTO {table} ({columns}) VALUES ({marks})"
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET n = {table}.n + excluded.n"
         )
-        cursor.executemany(statement, [(*k, n) for k, n in sorted(increments.items())])
+        for rows in _chunks([(*k, n) for k, n in sorted(increments.items())], ROWS_PER_STATEMENT):
+            cursor.executemany(statement, rows)
 
-    def _see_visitor(self, cursor: Any, day: str, key: bytes, minute: int) -> Iterable[str]:
-        """Metrics one sighting of a daily-hashed visitor adds: a new visitor, a new visit, or nothing."""
-        cursor.execute(
-            self._sql(
-                "INSERT INTO cookie_gate_visitor_day (day, vkey, last_minute) VALUES (?, ?, ?)"
-                " ON CONFLICT (day, vkey) DO NOTHING"
-            ),
-            (day, key, minute),
+    def _see_visitors(self, cursor: Any, visitors: Sequence[tuple[str, str, bytes, int]]) -> dict[tuple[str, str], int]:
+        """The hourly metrics a batch of daily-hashed sightings adds: each key first seen today is a
+        new visitor and a visit; a key seen again more than `VISIT_GAP_MINUTES` after its last
+        sighting opens a new visit. Set-based, a few statements per thousand keys: the backend
+        claims the keys (inserting the new ones, locking the others' rows until the commit, so
+        processes flushing the same visitor at once still count it once), the rule is applied here
+        to each key's sightings in minute order, and the last minutes that moved are written back."""
+        counts: dict[tuple[str, str], int] = {}
+        by_day: dict[str, dict[bytes, list[tuple[int, str]]]] = {}
+        for day, hour, key, minute in visitors:
+            by_day.setdefault(day, {}).setdefault(key, []).append((minute, hour))
+        for day, keys in sorted(by_day.items()):
+            for chunk in _chunks(sorted(keys.items()), ROWS_PER_STATEMENT):
+                sightings = {key: sorted(seen) for key, seen in chunk}
+                stored = self._claim_visitors(cursor, day, {key: seen[0][0] for key, seen in sightings.items()})
+                moved: list[tuple[bytes, int]] = []
+                for key, seen in sightings.items():
+                    if key not in stored:  # claimed, then deleted by a purge at that moment: not counted
+                        continue
+                    last = stored[key]
+                    if last is None:  # new today: this process inserted it with its first minute
+                        first_minute, first_hour = seen[0]
+                        for metric in ("hashed_visitors", "hashed_visits"):
+                            counts[first_hour, metric] = counts.get((first_hour, metric), 0) + 1
+                        last = before = first_minute
+                        seen = seen[1:]
+                    else:
+                        before = last
+                    for minute, hour in seen:
+                        if minute - last > VISIT_GAP_MINUTES:
+                            counts[hour, "hashed_visits"] = counts.get((hour, "hashed_visits"), 0) + 1
+                        last = max(last, minute)
+                    if last != before:
+                        moved.append((key, last))
+                if moved:
+                    self._set_last_minutes(cursor, day, moved)
+        return counts
+
+    def _claim_visitors(self, cursor: Any, day: str, first_minutes: Mapping[bytes, int]) -> dict[bytes, int | None]:
+        """Each key's stored last minute, None for the keys this call inserted (with their first
+        minute). Generic form for a backend whose write transaction locks the whole store (SQLite's
+        `BEGIN IMMEDIATE`): read, then insert the missing ones."""
+        stored: dict[bytes, int | None] = {}
+        keys = list(first_minutes)
+        for part in _chunks(keys, 500):  # under every SQLite's bound on parameters
+            cursor.execute(
+                self._sql(
+                    "SELECT vkey, last_minute FROM cookie_gate_visitor_day"
+                    f" WHERE day = ? AND vkey IN ({', '.join('?' * len(part))})"
+                ),
+                (day, *part),
+            )
+            stored.update((bytes(key), int(minute)) for key, minute in cursor.fetchall())
+        new = [(day, key, first_minutes[key]) for key in keys if key not in stored]
+        if new:
+            cursor.executemany(
+                self._sql("INSERT INTO cookie_gate_visitor_day (day, vkey, last_minute) VALUES (?, ?, ?)"), new
+            )
+            stored.update((key, None) for _, key, _ in new)
+        return stored
+
+    def _set_last_minutes(self, cursor: Any, day: str, rows: Sequence[tuple[bytes, int]]) -> None:
+        cursor.executemany(
+            self._sql("UPDATE cookie_gate_visitor_day SET last_minute = ? WHERE day = ? AND vkey = ?"),
+            [(minute, day, key) for key, minute in rows],
         )
-        if cursor.rowcount == 1:
-            return ("hashed_visitors", "hashed_visits")
-        cursor.execute(
-            self._sql(
-                "UPDATE cookie_gate_visitor_day SET last_minute = ?"
-                f" WHERE day = ? AND vkey = ? AND ? - last_minute > {VISIT_GAP_MINUTES}"
-            ),
-            (minute, day, key, minute),
-        )
-        if cursor.rowcount == 1:
-            return ("hashed_visits",)
-        cursor.execute(
-            self._sql(
-                "UPDATE cookie_gate_visitor_day SET last_minute = ? WHERE day = ? AND vkey = ? AND last_minute < ?"
-            ),
-            (minute, day, key, minute),
-        )
-        return ()
 
     def daily_salt(self, day: str) -> bytes:
         """The random salt of `day`, shared by every process through the store; never derived."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from cookie_gate.store import StoreError
-from cookie_gate.store.sql import SQLStore
+from cookie_gate.store.sql import HEALTH_WAIT_SECONDS, SQLStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cookie_gate_consent_log (
@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS cookie_gate_visitor_day (
 
 
 _OPEN_TIMEOUT = 30.0
+#: How long a write waits for another process's write to the same file.
+_BUSY_TIMEOUT = 30.0
 
 
 def sqlite_path(url: str) -> str:
@@ -78,7 +80,9 @@ class SQLiteStore(SQLStore):
         while True:
             connection = None
             try:
-                connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                connection = sqlite3.connect(
+                    self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                )
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute("PRAGMA secure_delete=ON")
@@ -105,6 +109,18 @@ class SQLiteStore(SQLStore):
                 if connection is not None:
                     connection.close()
                 raise StoreError(f"cannot open SQLite store {self.path!r}: {error}") from None
+            except StoreError:  # a schema newer than this release
+                if connection is not None:
+                    connection.close()
+                raise
+
+    @contextmanager
+    def _waiting_briefly(self, connection: sqlite3.Connection) -> Iterator[None]:
+        connection.execute(f"PRAGMA busy_timeout = {int(HEALTH_WAIT_SECONDS * 1000)}")
+        try:
+            yield
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
 
     @contextmanager
     def _transaction(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
