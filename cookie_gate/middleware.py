@@ -279,6 +279,16 @@ class CookieGateMiddleware:
 
         The first pass only reads; most responses (JSON, assets, a consented visitor)
         need no change at all and go out as the very message the app sent.
+
+        A page that will be rewritten keeps at most one Content-Length, the one `_sized`
+        makes true to the rewritten body: a second copy left as the app sent it would
+        announce two lengths, which a server or proxy answers with an error or, worse, by
+        framing the connection on the stale one. Repeated identical values (which RFC 9110
+        8.6 lets a recipient fold) become one. Values that differ leave no way to know
+        which the app meant, so the page is treated as undeclared: every Content-Length
+        goes, the body streams and the server frames it itself. A response that is not
+        rewritten keeps the app's headers and bytes as they are, so the gate never makes
+        its framing disagree with its body.
         """
         visit, now, host, language, agent, referrer = request
         headers = message.get("headers") or ()
@@ -323,7 +333,7 @@ class CookieGateMiddleware:
             return message, None
         rewriter = self._rewriter(scope, visit.consent, language) if html and may_rewrite else None
         out: RawHeaders = []
-        vary_seen = False
+        vary_seen = lengths_differ = False
         for name, value in headers:
             field = _RESPONSE_FIELDS.get(name)
             if field is None and not name.islower():
@@ -339,8 +349,14 @@ class CookieGateMiddleware:
             elif rewriter is not None and field == _ETAG:
                 value = weak_etag(value)
             elif rewriter is not None and field == _CONTENT_LENGTH:
+                if rewriter.length_at >= 0:  # a repeated Content-Length: one is kept (see the docstring)
+                    lengths_differ = lengths_differ or value.strip() != out[rewriter.length_at][1].strip()
+                    continue
                 rewriter.length_at = len(out)
             out.append((name, value))
+        if lengths_differ and rewriter is not None:
+            del out[rewriter.length_at]
+            rewriter.length_at = -1
         if html and not vary_seen:
             out.append((b"vary", b"Cookie"))
         if visit.refused:

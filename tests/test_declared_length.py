@@ -16,7 +16,7 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cookie_gate.asgi import Message, Receive, Scope, Send
+from cookie_gate.asgi import Message, RawHeaders, Receive, Scope, Send
 from cookie_gate.middleware import MAX_HELD_BODY
 from tests.conftest import GateFactory, http_scope, run_asgi
 
@@ -200,3 +200,59 @@ async def test_any_split_and_any_declared_length_give_a_consistent_page(
     if length is not None:
         assert length == len(body) or offset != 0
     assert messages[-1]["type"] == "http.response.body" and not messages[-1].get("more_body", False)
+
+
+def app_with(headers: RawHeaders, chunks: Sequence[bytes]) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A raw app sending exactly `headers`, then `chunks` (the last one ends the body)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        for index, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": index < len(chunks) - 1})
+
+    return app
+
+
+def lengths_of(messages: list[Message]) -> list[bytes]:
+    return [v for n, v in messages[0]["headers"] if n.lower() == b"content-length"]
+
+
+HTML = (b"content-type", b"text/html; charset=utf-8")
+
+
+@pytest.mark.parametrize("split", [1, 2, 5])
+async def test_a_repeated_identical_content_length_goes_out_once_and_true(gate: GateFactory, split: int) -> None:
+    """Two Content-Lengths, one rewritten and one stale, would give the connection two framings."""
+    declared = str(len(PAGE)).encode()
+    headers = [HTML, (b"content-length", declared), (b"Content-Length", b" " + declared)]
+    messages = await run_asgi(gate(app_with(headers, pieces(PAGE, -(-len(PAGE) // split)))), http_scope("/"))
+    body = body_of(messages)
+    assert MARKER in body
+    assert lengths_of(messages) == [str(len(body)).encode()]
+
+
+@pytest.mark.parametrize("split", [1, 3])
+async def test_content_lengths_that_disagree_leave_the_page_undeclared(gate: GateFactory, split: int) -> None:
+    """Which one the app meant is unknowable: no length at all, and the server frames the page itself."""
+    headers = [HTML, (b"content-length", str(len(PAGE)).encode()), (b"content-length", b"7")]
+    chunks = pieces(PAGE, -(-len(PAGE) // split))
+    messages = await run_asgi(gate(app_with(headers, chunks)), http_scope("/"))
+    body = body_of(messages)
+    assert lengths_of(messages) == []
+    assert MARKER in body and body.startswith(PAGE[:50])
+    assert [m["type"] for m in messages].count("http.response.body") == len(chunks)  # streamed, never held
+
+
+async def test_a_response_that_is_not_rewritten_keeps_the_apps_framing_byte_for_byte(gate: GateFactory) -> None:
+    """The gate edits its headers (a refused Set-Cookie goes) but never its length or its bytes."""
+    payload = b'{"ok": true}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"set-cookie", b"_ga=GA1.1.1; Path=/"),
+        (b"content-length", b"99"),  # the app's own mistake, passed on as it was
+    ]
+    messages = await run_asgi(gate(app_with(headers, [payload[:5], payload[5:]])), http_scope("/"))
+    assert [n for n, _ in messages[0]["headers"]].count(b"set-cookie") == 0
+    assert lengths_of(messages) == [str(len(payload)).encode(), b"99"]
+    assert body_of(messages) == payload
