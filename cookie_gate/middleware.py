@@ -506,7 +506,7 @@ class _Page:
     reported through `on_overrun`.
     """
 
-    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_received", "_rewriter", "_start")
+    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_rewriter", "_start")
 
     def __init__(self, start: Message, rewriter: PageRewriter, on_overrun: Callable[[], None]) -> None:
         self._start: Message | None = start
@@ -515,8 +515,10 @@ class _Page:
         self._complete = False
         #: The declared length while the body is held (read at the first piece that is not the last).
         self._declared = 0
-        self._held: list[bytes] | None = None
-        self._received = 0
+        #: The body so far while it is held: the first piece as it came, then one growing buffer, because
+        #: a list of pieces costs a pointer per piece and joining it a buffer descriptor per piece (an
+        #: app sending tiny pieces would make a page cost many times its own size).
+        self._held: bytes | bytearray | None = None
 
     async def send(self, message: Message, send: Send) -> bool:
         """Forward `message` as rewritten; True once the response needs no more attention from the page."""
@@ -529,7 +531,7 @@ class _Page:
                     await send(message)
                     return True
                 piece = {"type": "http.response.body", "more_body": True}
-                await self._release(start, piece, b"".join(self._held), True, send)
+                await self._release(start, piece, bytes(self._held), True, send)
             await send(message)
             return False
         chunk = message.get("body", b"")
@@ -548,7 +550,7 @@ class _Page:
             # The whole page (or its rest) is here, the common case of one message: its length can be exact.
             self._start = None
             rewriter = self._rewriter
-            body = rewriter.feed(chunk if held is None else b"".join([*held, chunk]), False)
+            body = rewriter.feed(chunk if held is None else _joined(held, chunk), False)
             await send(_sized(start, body, False, rewriter))
             await send({**message, "body": body})
             return True
@@ -559,14 +561,16 @@ class _Page:
                 await self._release(start, message, chunk, True, send)  # a stream: never held
                 return False
             self._declared = declared
-            self._held = held = []
-        declared = self._declared
-        self._received += len(chunk)
-        held.append(chunk)
-        if self._received < declared:
+            self._held = held = chunk
+        else:
+            if isinstance(held, bytes):
+                self._held = held = bytearray(held)
+            held += chunk
+        declared, received = self._declared, len(held)
+        if received < declared:
             return False
-        chunk = b"".join(held)
-        if self._received == declared:
+        chunk = bytes(held)
+        if received == declared:
             # The whole declared body is here: one message of exact length; the app's last (empty) one follows.
             self._complete = True
             await self._release(start, message, chunk, False, send)
@@ -581,6 +585,14 @@ class _Page:
         body = self._rewriter.feed(chunk, more)
         await send(_sized(start, body, more, self._rewriter))
         await send({**message, "body": body})
+
+
+def _joined(held: bytes | bytearray, last: bytes) -> bytes:
+    """The held body and its last piece as one `bytes` (an ASGI body is `bytes`), copied once."""
+    if isinstance(held, bytes):
+        return held + last if last else held
+    held += last
+    return bytes(held)
 
 
 def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:

@@ -9,6 +9,7 @@ every message, so holding and streaming are both visible here.
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import accumulate
 
@@ -256,3 +257,20 @@ async def test_a_response_that_is_not_rewritten_keeps_the_apps_framing_byte_for_
     assert [n for n, _ in messages[0]["headers"]].count(b"set-cookie") == 0
     assert lengths_of(messages) == [str(len(payload)).encode(), b"99"]
     assert body_of(messages) == payload
+
+
+async def test_a_declared_page_held_in_one_byte_pieces_costs_a_few_times_its_size(gate: GateFactory) -> None:
+    """Held pieces are copied into one buffer: a piece costs its bytes, not a list slot and a join descriptor."""
+    page = PAGE[:-14] + b"x" * (MAX_HELD_BODY - len(PAGE)) + PAGE[-14:]
+    one_byte = [page[i : i + 1] for i in range(len(page))]  # CPython shares one-byte objects: the app costs nothing
+    app = gate(app_sending(one_byte, len(page)))
+    await run_asgi(app, http_scope("/"))  # warm the caches, so only the page is measured
+    tracemalloc.start()
+    try:
+        messages = await run_asgi(app, http_scope("/"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    body = body_of(messages)
+    assert length_of(messages) == len(body) and MARKER in body
+    assert peak < 5 * len(page), f"peak {peak} bytes for a {len(page)}-byte page"
