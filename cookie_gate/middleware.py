@@ -503,7 +503,9 @@ class _Page:
 
     Body bytes the app sends after its declared length was complete would break the
     framing the start announced and would bypass the rewriter; they are dropped and
-    reported through `on_overrun`.
+    reported through `on_overrun`. A piece that carries the body past its declared
+    length while it is still held shows the length to be wrong before the start is
+    sent: the page then goes out without one, whole and rewritten.
     """
 
     __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_rewriter", "_start")
@@ -575,7 +577,10 @@ class _Page:
             self._complete = True
             await self._release(start, message, chunk, False, send)
             return False
-        await self._release(start, message, chunk, True, send)  # more than declared: stream the rest
+        # More than declared, already in hand: the length is known to be wrong, so it goes (the server
+        # frames the page itself) and the rest streams through the rewriter.
+        _undeclare(start, self._rewriter)
+        await self._release(start, message, chunk, True, send)
         return False
 
     async def _release(self, start: Message, message: Message, chunk: bytes, more: bool, send: Send) -> None:
@@ -585,6 +590,13 @@ class _Page:
         body = self._rewriter.feed(chunk, more)
         await send(_sized(start, body, more, self._rewriter))
         await send({**message, "body": body})
+
+
+def _undeclare(start: Message, rewriter: PageRewriter) -> None:
+    """Drop the held start's Content-Length (the gateway's own copy of the headers, see `_sized`)."""
+    if rewriter.length_at >= 0:
+        del start["headers"][rewriter.length_at]
+        rewriter.length_at = -1
 
 
 def _joined(held: bytes | bytearray, last: bytes) -> bytes:

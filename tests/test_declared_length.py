@@ -274,3 +274,69 @@ async def test_a_declared_page_held_in_one_byte_pieces_costs_a_few_times_its_siz
     body = body_of(messages)
     assert length_of(messages) == len(body) and MARKER in body
     assert peak < 5 * len(page), f"peak {peak} bytes for a {len(page)}-byte page"
+
+
+TAG = b"<script data-cookie-category='marketing' src='/m.js'>"
+TAGGED = PAGE.replace(b"<p>row</p>", TAG + b"</script>", 1)
+TAG_AT = TAGGED.index(TAG)
+
+
+@pytest.mark.parametrize("final_empty", [False, True])
+async def test_a_tag_cut_anywhere_across_held_pieces_is_neutralised(gate: GateFactory, final_empty: bool) -> None:
+    app = None
+    for cut in range(TAG_AT, TAG_AT + len(TAG) + 1):
+        app = gate(app_sending([TAGGED[:cut], TAGGED[cut:]], len(TAGGED), final_empty=final_empty), statistics=False)
+        messages = await run_asgi(app, http_scope("/"))
+        body = body_of(messages)
+        assert TAG not in body and b"<script type=\"text/plain\" data-cookie-category='marketing'" in body, cut
+        assert length_of(messages) == len(body)
+    assert app is not None and app.overrun_pages == 0
+
+
+async def test_a_page_ending_short_of_its_length_is_neutralised_and_sized_to_what_came(gate: GateFactory) -> None:
+    """The app stops early (more_body=False) with a tag cut between two held pieces."""
+    short = TAGGED[: TAG_AT + len(TAG) + 20]
+    chunks = [short[: TAG_AT + 9], short[TAG_AT + 9 :]]
+    messages = await run_asgi(gate(app_sending(chunks, len(TAGGED))), http_scope("/"))
+    body = body_of(messages)
+    assert TAG not in body and b'type="text/plain"' in body and MARKER in body
+    assert length_of(messages) == len(body)
+
+
+async def test_a_piece_past_the_declared_length_drops_the_length_even_when_growth_is_known(
+    gate: GateFactory,
+) -> None:
+    """Without prior blocking the growth is known up front; a length of declared + growth would still be short."""
+    app = gate(app_sending(pieces(PAGE, 100), len(PAGE) - 150), prior_blocking=False)
+    messages = await run_asgi(app, http_scope("/"))
+    body = body_of(messages)
+    assert MARKER in body and body.startswith(PAGE[:100])
+    assert length_of(messages) is None
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=len(TAGGED)), max_size=8),
+    offset=st.integers(min_value=-(len(TAGGED) - TAG_AT), max_value=60),
+    final_empty=st.booleans(),
+    prior_blocking=st.booleans(),
+)
+async def test_no_split_and_no_declared_length_lets_a_tag_run_or_the_length_lie(
+    gate: GateFactory, cuts: list[int], offset: int, final_empty: bool, prior_blocking: bool
+) -> None:
+    """Whatever the app declares and however it cuts the page: a length sent is the body's, a tag sent is inert."""
+    bounds = [0, *sorted(cuts), len(TAGGED)]
+    chunks = [TAGGED[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    declared = len(TAGGED) + offset
+    app = gate(app_sending(chunks, declared, final_empty=final_empty), statistics=False, prior_blocking=prior_blocking)
+    messages = await run_asgi(app, http_scope("/"))
+    body = body_of(messages)
+    length = length_of(messages)
+    assert length is None or length == len(body)
+    if prior_blocking:
+        assert TAG not in body
+    truncated = b"</html>" not in body
+    if truncated:  # the page was complete at its declared length and the rest was dropped, and counted
+        assert declared in accumulate(map(len, chunks)) and app.overrun_pages == 1
+    else:
+        assert app.overrun_pages == 0
