@@ -13,6 +13,7 @@ its Content-Length stays exact.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -23,7 +24,7 @@ import anyio.to_thread
 from publicsuffixlist import PublicSuffixList
 
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
-from cookie_gate.banner import BannerRenderer, preferred_locale
+from cookie_gate.banner import BannerRenderer
 from cookie_gate.cache import ENTRY_OVERHEAD, TUPLE_OVERHEAD, BoundedCache, bytes_size, str_size
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
@@ -33,6 +34,7 @@ from cookie_gate.cookies import DomainVariants, is_deletion, set_cookie_name
 from cookie_gate.endpoints import Endpoints
 from cookie_gate.hosts import AllowedHosts, request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
+from cookie_gate.placement import BannerPlacement, BannerSource, request_nonce
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import StoreError, open_store, start_store_check
 from cookie_gate.visit import Visit, VisitResolver
@@ -53,8 +55,8 @@ _cached_host = BoundedCache(
 SNIPPET_CACHE_BYTES = 8 * 2**20
 #: Share of `shutdown_timeout` one store connect or statement may take, so a flush fits in it.
 STORE_TIMEOUT_SHARE = 0.4
-#: Where the gate leaves itself in `scope["state"]` when the banner is placed by a template
-#: (`inject_banner = false`), so a template call can render it (`cookie_gate.integrations`).
+#: Where the gate leaves a `BannerPlacement` in `scope["state"]` when the banner is placed by a
+#: template (`inject_banner = false`), so a template call can render it (`cookie_gate.integrations`).
 GATE_STATE_KEY = "cookie_gate"
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
@@ -245,10 +247,20 @@ class CookieGateMiddleware:
             state["consent"] = visit.consent
         return visit, now, host, language, agent, referrer
 
+    @functools.cached_property
+    def _banner_source(self) -> BannerSource:
+        """Built on first use: the banner for the page rewriter and for every `BannerPlacement` alike."""
+        return BannerSource(self.config)
+
     def _responder(self, scope: Scope, send: Send) -> Send:
         request = self._enter(scope)
+        # The gate's own root path: its endpoints are under it, whatever a router inside makes of the scope.
+        root = scope.get("root_path", "")
         if not self._inject:
-            scope["state"][GATE_STATE_KEY] = self
+            state = scope["state"]
+            language = request[3]
+            query = scope.get("query_string", b"")
+            state[GATE_STATE_KEY] = BannerPlacement(self._banner_source, state, language, root, scope["path"], query)
         page: _Page | None = None
         may_rewrite = scope["method"] != "HEAD"
         if may_rewrite:
@@ -264,7 +276,7 @@ class CookieGateMiddleware:
                     page = None
                 return
             if message["type"] == "http.response.start":
-                message, rewriter = self._start(message, scope, request, may_rewrite)
+                message, rewriter = self._start(message, scope, request, root, may_rewrite)
                 if rewriter is not None:
                     page = _Page(message, rewriter, self._overrun)
                     return
@@ -273,7 +285,7 @@ class CookieGateMiddleware:
         return send_wrapper
 
     def _start(
-        self, message: Message, scope: Scope, request: _Request, may_rewrite: bool
+        self, message: Message, scope: Scope, request: _Request, root: str, may_rewrite: bool
     ) -> tuple[Message, PageRewriter | None]:
         """Filter the response headers and decide on rewriting from them alone.
 
@@ -331,7 +343,7 @@ class CookieGateMiddleware:
             counter_cookie = self.statistics.page_view(scope, visit, now, host, agent, referrer)
         if not (html or dropped or visit.refused or counter_cookie):
             return message, None
-        rewriter = self._rewriter(scope, visit.consent, language) if html and may_rewrite else None
+        rewriter = self._rewriter(scope, root, visit.consent, language) if html and may_rewrite else None
         out: RawHeaders = []
         vary_seen = lengths_differ = False
         for name, value in headers:
@@ -373,11 +385,10 @@ class CookieGateMiddleware:
                 "dropped (the page was already complete). Further cases are counted in overrun_pages, not logged."
             )
 
-    def _rewriter(self, scope: Scope, consent: Consent, language: bytes | None) -> PageRewriter:
-        state = scope.get("state")
-        nonce = state.get(self._nonce_key) if state else None
-        root, path, query = scope.get("root_path", ""), scope["path"], scope.get("query_string", b"")
-        if isinstance(nonce, str) and nonce:
+    def _rewriter(self, scope: Scope, root: str, consent: Consent, language: bytes | None) -> PageRewriter:
+        nonce = request_nonce(scope.get("state"), self._nonce_key)
+        path, query = scope["path"], scope.get("query_string", b"")
+        if nonce is not None:
             head, body = self._snippets(language, root, path, query, consent.decided, consent.categories, nonce)
         else:
             # Without a nonce the snippets depend only on these, and the same pages come up again and again.
@@ -396,14 +407,9 @@ class CookieGateMiddleware:
         nonce: str | None = None,
     ) -> tuple[bytes, bytes]:
         """The head snippet (Consent Mode) and the body snippet (banner or settings control)."""
-        config = self.config
         consent = Consent(allowed, decided=decided)
-        body = b""
-        if self._inject:
-            next_path = path + ("?" + query.decode("latin-1") if query else "")
-            locale = preferred_locale(language, config.locales, config.default_locale)
-            body = self.banner.snippet(locale, root, next_path, consent, nonce)
-        head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
+        body = self._banner_source.markup(language, root, path, query, consent, nonce) if self._inject else b""
+        head = self.banner.consent_mode(consent, nonce) if self.config.google_consent_mode else b""
         return head, body
 
     def _refuses(self, set_cookie: bytes, allowed: frozenset[str], now: float) -> bool:
@@ -508,13 +514,14 @@ class _Page:
     sent: the page then goes out without one, whole and rewritten.
     """
 
-    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_rewriter", "_start")
+    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_overran", "_rewriter", "_start")
 
     def __init__(self, start: Message, rewriter: PageRewriter, on_overrun: Callable[[], None]) -> None:
         self._start: Message | None = start
         self._rewriter = rewriter
         self._on_overrun = on_overrun
         self._complete = False
+        self._overran = False  # reported already: a page is counted once, however many pieces overrun it
         #: The declared length while the body is held (read at the first piece that is not the last).
         self._declared = 0
         #: The body so far while it is held: the first piece as it came, then one growing buffer, because
@@ -541,7 +548,9 @@ class _Page:
         if start is None:
             if self._complete:
                 if chunk:
-                    self._on_overrun()
+                    if not self._overran:
+                        self._overran = True
+                        self._on_overrun()
                     message = {**message, "body": b""}
                 await send(message)
             else:

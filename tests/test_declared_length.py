@@ -129,9 +129,9 @@ async def test_a_body_longer_than_declared_streams_through_rewritten(gate: GateF
 async def test_body_after_a_complete_declared_page_is_dropped_counted_and_logged_once(
     gate: GateFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Bytes past the announced length would corrupt the framing and skip the rewriter."""
+    """Bytes past the announced length would corrupt the framing and skip the rewriter; a page counts once."""
     tail = b"<script data-cookie-category='marketing' src='/t.js'></script>"
-    app = gate(app_sending([PAGE, tail], len(PAGE)))
+    app = gate(app_sending([PAGE, tail, tail], len(PAGE)))
     for _ in range(3):
         messages = await run_asgi(app, http_scope("/"))
         body = body_of(messages)
