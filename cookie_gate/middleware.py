@@ -514,7 +514,7 @@ class _Page:
     sent: the page then goes out without one, whole and rewritten.
     """
 
-    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_overran", "_rewriter", "_start")
+    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_overran", "_received", "_rewriter", "_start")
 
     def __init__(self, start: Message, rewriter: PageRewriter, on_overrun: Callable[[], None]) -> None:
         self._start: Message | None = start
@@ -524,10 +524,9 @@ class _Page:
         self._overran = False  # reported already: a page is counted once, however many pieces overrun it
         #: The declared length while the body is held (read at the first piece that is not the last).
         self._declared = 0
-        #: The body so far while it is held: the first piece as it came, then one growing buffer, because
-        #: a list of pieces costs a pointer per piece and joining it a buffer descriptor per piece (an
-        #: app sending tiny pieces would make a page cost many times its own size).
-        self._held: bytes | bytearray | None = None
+        #: The body so far while it is held (see `_hold`).
+        self._held: list[bytes | bytearray] | None = None
+        self._received = 0
 
     async def send(self, message: Message, send: Send) -> bool:
         """Forward `message` as rewritten; True once the response needs no more attention from the page."""
@@ -540,7 +539,7 @@ class _Page:
                     await send(message)
                     return True
                 piece = {"type": "http.response.body", "more_body": True}
-                await self._release(start, piece, bytes(self._held), True, send)
+                await self._release(start, piece, b"".join(self._held), True, send)
             await send(message)
             return False
         chunk = message.get("body", b"")
@@ -572,16 +571,14 @@ class _Page:
                 await self._release(start, message, chunk, True, send)  # a stream: never held
                 return False
             self._declared = declared
-            self._held = held = chunk
-        else:
-            if isinstance(held, bytes):
-                self._held = held = bytearray(held)
-            held += chunk
-        declared, received = self._declared, len(held)
-        if received < declared:
+            self._held = held = []
+        _hold(held, chunk)
+        declared = self._declared
+        self._received += len(chunk)
+        if self._received < declared:
             return False
-        chunk = bytes(held)
-        if received == declared:
+        chunk = b"".join(held)
+        if self._received == declared:
             # The whole declared body is here: one message of exact length; the app's last (empty) one follows.
             self._complete = True
             await self._release(start, message, chunk, False, send)
@@ -608,12 +605,32 @@ def _undeclare(start: Message, rewriter: PageRewriter) -> None:
         rewriter.length_at = -1
 
 
-def _joined(held: bytes | bytearray, last: bytes) -> bytes:
-    """The held body and its last piece as one `bytes` (an ASGI body is `bytes`), copied once."""
-    if isinstance(held, bytes):
-        return held + last if last else held
-    held += last
-    return bytes(held)
+#: A held piece at least this long is kept as it came; shorter ones are copied together.
+_OWN_PIECE = 4096
+
+
+def _hold(held: list[bytes | bytearray], chunk: bytes) -> None:
+    """Add `chunk` to a held body, in a bounded number of list entries.
+
+    Large pieces are kept as they are, so the page is copied once, when it is joined.
+    Short ones are appended to one growing buffer: a list entry costs a pointer and
+    joining it a buffer descriptor each, many times the byte an app sending tiny pieces
+    hands over, so a page in one-byte pieces would cost many times its own size.
+    """
+    if len(chunk) >= _OWN_PIECE:
+        held.append(chunk)
+    elif held and isinstance(last := held[-1], bytearray):
+        last += chunk
+    elif chunk:
+        held.append(bytearray(chunk))
+
+
+def _joined(held: list[bytes | bytearray], last: bytes) -> bytes:
+    """The held body and its last piece as one `bytes` (an ASGI body is `bytes`)."""
+    if not last and len(held) == 1 and isinstance(held[0], bytes):
+        return held[0]  # the whole page came in one piece, then an empty last message: no copy
+    _hold(held, last)
+    return b"".join(held)
 
 
 def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:
