@@ -259,11 +259,26 @@ async def test_a_response_that_is_not_rewritten_keeps_the_apps_framing_byte_for_
     assert body_of(messages) == payload
 
 
-async def test_a_declared_page_held_in_one_byte_pieces_costs_a_few_times_its_size(gate: GateFactory) -> None:
-    """Held pieces are copied into one buffer: a piece costs its bytes, not a list slot and a join descriptor."""
+def alternating(page: bytes) -> list[bytes]:
+    """Pieces of 4096 bytes and of one byte in turn: no run of short pieces lasts."""
+    chunks: list[bytes] = []
+    at = 0
+    while at < len(page):
+        chunks.extend((page[at : at + 4096], page[at + 4096 : at + 4097]))
+        at += 4097
+    return chunks
+
+
+@pytest.mark.parametrize(
+    "cut", [lambda page: [page[i : i + 1] for i in range(len(page))], alternating], ids=["one-byte", "alternating"]
+)
+async def test_a_declared_page_held_in_tiny_pieces_costs_a_few_times_its_size(
+    gate: GateFactory, cut: Callable[[bytes], list[bytes]]
+) -> None:
+    """A held piece costs its bytes, not a list slot and a join descriptor each."""
     page = PAGE[:-14] + b"x" * (MAX_HELD_BODY - len(PAGE)) + PAGE[-14:]
-    one_byte = [page[i : i + 1] for i in range(len(page))]  # CPython shares one-byte objects: the app costs nothing
-    app = gate(app_sending(one_byte, len(page)))
+    chunks = cut(page)  # CPython shares one-byte objects: the one-byte pieces cost the app nothing
+    app = gate(app_sending(chunks, len(page)))
     await run_asgi(app, http_scope("/"))  # warm the caches, so only the page is measured
     tracemalloc.start()
     try:
