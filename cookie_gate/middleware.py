@@ -13,6 +13,7 @@ its Content-Length stays exact.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -23,7 +24,7 @@ import anyio.to_thread
 from publicsuffixlist import PublicSuffixList
 
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
-from cookie_gate.banner import BannerRenderer, preferred_locale
+from cookie_gate.banner import BannerRenderer
 from cookie_gate.cache import ENTRY_OVERHEAD, TUPLE_OVERHEAD, BoundedCache, bytes_size, str_size
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
@@ -33,6 +34,7 @@ from cookie_gate.cookies import DomainVariants, is_deletion, set_cookie_name
 from cookie_gate.endpoints import Endpoints
 from cookie_gate.hosts import AllowedHosts, request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
+from cookie_gate.placement import BannerPlacement, BannerSource, request_nonce
 from cookie_gate.shown import shown_digests
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import StoreError, open_store, start_store_check
@@ -54,8 +56,8 @@ _cached_host = BoundedCache(
 SNIPPET_CACHE_BYTES = 8 * 2**20
 #: Share of `shutdown_timeout` one store connect or statement may take, so a flush fits in it.
 STORE_TIMEOUT_SHARE = 0.4
-#: Where the gate leaves itself in `scope["state"]` when the banner is placed by a template
-#: (`inject_banner = false`), so a template call can render it (`cookie_gate.integrations`).
+#: Where the gate leaves a `BannerPlacement` in `scope["state"]` when the banner is placed by a
+#: template (`inject_banner = false`), so a template call can render it (`cookie_gate.integrations`).
 GATE_STATE_KEY = "cookie_gate"
 _UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 _SECURE = ("https", "wss")
@@ -260,10 +262,20 @@ class CookieGateMiddleware:
             state["consent"] = visit.consent
         return visit, now, host, language, agent, referrer
 
+    @functools.cached_property
+    def _banner_source(self) -> BannerSource:
+        """Built on first use: the banner for the page rewriter and for every `BannerPlacement` alike."""
+        return BannerSource(self.config)
+
     def _responder(self, scope: Scope, send: Send) -> Send:
         request = self._enter(scope)
+        # The gate's own root path: its endpoints are under it, whatever a router inside makes of the scope.
+        root = scope.get("root_path", "")
         if not self._inject:
-            scope["state"][GATE_STATE_KEY] = self
+            state = scope["state"]
+            language = request[3]
+            query = scope.get("query_string", b"")
+            state[GATE_STATE_KEY] = BannerPlacement(self._banner_source, state, language, root, scope["path"], query)
         page: _Page | None = None
         may_rewrite = scope["method"] != "HEAD"
         if may_rewrite:
@@ -279,7 +291,7 @@ class CookieGateMiddleware:
                     page = None
                 return
             if message["type"] == "http.response.start":
-                message, rewriter = self._start(message, scope, request, may_rewrite)
+                message, rewriter = self._start(message, scope, request, root, may_rewrite)
                 if rewriter is not None:
                     page = _Page(message, rewriter, self._overrun)
                     return
@@ -288,12 +300,22 @@ class CookieGateMiddleware:
         return send_wrapper
 
     def _start(
-        self, message: Message, scope: Scope, request: _Request, may_rewrite: bool
+        self, message: Message, scope: Scope, request: _Request, root: str, may_rewrite: bool
     ) -> tuple[Message, PageRewriter | None]:
         """Filter the response headers and decide on rewriting from them alone.
 
         The first pass only reads; most responses (JSON, assets, a consented visitor)
         need no change at all and go out as the very message the app sent.
+
+        A page that will be rewritten keeps at most one Content-Length, the one `_sized`
+        makes true to the rewritten body: a second copy left as the app sent it would
+        announce two lengths, which a server or proxy answers with an error or, worse, by
+        framing the connection on the stale one. Repeated identical values (which RFC 9110
+        8.6 lets a recipient fold) become one. Values that differ leave no way to know
+        which the app meant, so the page is treated as undeclared: every Content-Length
+        goes, the body streams and the server frames it itself. A response that is not
+        rewritten keeps the app's headers and bytes as they are, so the gate never makes
+        its framing disagree with its body.
         """
         visit, now, host, language, agent, referrer = request
         headers = message.get("headers") or ()
@@ -336,9 +358,9 @@ class CookieGateMiddleware:
             counter_cookie = self.statistics.page_view(scope, visit, now, host, agent, referrer)
         if not (html or dropped or visit.refused or counter_cookie):
             return message, None
-        rewriter = self._rewriter(scope, visit.consent, language) if html and may_rewrite else None
+        rewriter = self._rewriter(scope, root, visit.consent, language) if html and may_rewrite else None
         out: RawHeaders = []
-        vary_seen = False
+        vary_seen = lengths_differ = False
         for name, value in headers:
             field = _RESPONSE_FIELDS.get(name)
             if field is None and not name.islower():
@@ -354,8 +376,14 @@ class CookieGateMiddleware:
             elif rewriter is not None and field == _ETAG:
                 value = weak_etag(value)
             elif rewriter is not None and field == _CONTENT_LENGTH:
+                if rewriter.length_at >= 0:  # a repeated Content-Length: one is kept (see the docstring)
+                    lengths_differ = lengths_differ or value.strip() != out[rewriter.length_at][1].strip()
+                    continue
                 rewriter.length_at = len(out)
             out.append((name, value))
+        if lengths_differ and rewriter is not None:
+            del out[rewriter.length_at]
+            rewriter.length_at = -1
         if html and not vary_seen:
             out.append((b"vary", b"Cookie"))
         if visit.refused:
@@ -372,11 +400,10 @@ class CookieGateMiddleware:
                 "dropped (the page was already complete). Further cases are counted in overrun_pages, not logged."
             )
 
-    def _rewriter(self, scope: Scope, consent: Consent, language: bytes | None) -> PageRewriter:
-        state = scope.get("state")
-        nonce = state.get(self._nonce_key) if state else None
-        root, path, query = scope.get("root_path", ""), scope["path"], scope.get("query_string", b"")
-        if isinstance(nonce, str) and nonce:
+    def _rewriter(self, scope: Scope, root: str, consent: Consent, language: bytes | None) -> PageRewriter:
+        nonce = request_nonce(scope.get("state"), self._nonce_key)
+        path, query = scope["path"], scope.get("query_string", b"")
+        if nonce is not None:
             head, body = self._snippets(language, root, path, query, consent.decided, consent.categories, nonce)
         else:
             # Without a nonce the snippets depend only on these, and the same pages come up again and again.
@@ -395,14 +422,9 @@ class CookieGateMiddleware:
         nonce: str | None = None,
     ) -> tuple[bytes, bytes]:
         """The head snippet (Consent Mode) and the body snippet (banner or settings control)."""
-        config = self.config
         consent = Consent(allowed, decided=decided)
-        body = b""
-        if self._inject:
-            next_path = path + ("?" + query.decode("latin-1") if query else "")
-            locale = preferred_locale(language, config.locales, config.default_locale)
-            body = self.banner.snippet(locale, root, next_path, consent, nonce)
-        head = self.banner.consent_mode(consent, nonce) if config.google_consent_mode else b""
+        body = self._banner_source.markup(language, root, path, query, consent, nonce) if self._inject else b""
+        head = self.banner.consent_mode(consent, nonce) if self.config.google_consent_mode else b""
         return head, body
 
     def _refuses(self, set_cookie: bytes, allowed: frozenset[str], now: float) -> bool:
@@ -502,19 +524,23 @@ class _Page:
 
     Body bytes the app sends after its declared length was complete would break the
     framing the start announced and would bypass the rewriter; they are dropped and
-    reported through `on_overrun`.
+    reported through `on_overrun`. A piece that carries the body past its declared
+    length while it is still held shows the length to be wrong before the start is
+    sent: the page then goes out without one, whole and rewritten.
     """
 
-    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_received", "_rewriter", "_start")
+    __slots__ = ("_complete", "_declared", "_held", "_on_overrun", "_overran", "_received", "_rewriter", "_start")
 
     def __init__(self, start: Message, rewriter: PageRewriter, on_overrun: Callable[[], None]) -> None:
         self._start: Message | None = start
         self._rewriter = rewriter
         self._on_overrun = on_overrun
         self._complete = False
+        self._overran = False  # reported already: a page is counted once, however many pieces overrun it
         #: The declared length while the body is held (read at the first piece that is not the last).
         self._declared = 0
-        self._held: list[bytes] | None = None
+        #: The body so far while it is held (see `_hold`).
+        self._held: list[bytes | bytearray] | None = None
         self._received = 0
 
     async def send(self, message: Message, send: Send) -> bool:
@@ -536,7 +562,9 @@ class _Page:
         if start is None:
             if self._complete:
                 if chunk:
-                    self._on_overrun()
+                    if not self._overran:
+                        self._overran = True
+                        self._on_overrun()
                     message = {**message, "body": b""}
                 await send(message)
             else:
@@ -547,7 +575,7 @@ class _Page:
             # The whole page (or its rest) is here, the common case of one message: its length can be exact.
             self._start = None
             rewriter = self._rewriter
-            body = rewriter.feed(chunk if held is None else b"".join([*held, chunk]), False)
+            body = rewriter.feed(chunk if held is None else _joined(held, chunk), False)
             await send(_sized(start, body, False, rewriter))
             await send({**message, "body": body})
             return True
@@ -559,9 +587,9 @@ class _Page:
                 return False
             self._declared = declared
             self._held = held = []
+        _hold(held, chunk)
         declared = self._declared
         self._received += len(chunk)
-        held.append(chunk)
         if self._received < declared:
             return False
         chunk = b"".join(held)
@@ -570,7 +598,10 @@ class _Page:
             self._complete = True
             await self._release(start, message, chunk, False, send)
             return False
-        await self._release(start, message, chunk, True, send)  # more than declared: stream the rest
+        # More than declared, already in hand: the length is known to be wrong, so it goes (the server
+        # frames the page itself) and the rest streams through the rewriter.
+        _undeclare(start, self._rewriter)
+        await self._release(start, message, chunk, True, send)
         return False
 
     async def _release(self, start: Message, message: Message, chunk: bytes, more: bool, send: Send) -> None:
@@ -580,6 +611,41 @@ class _Page:
         body = self._rewriter.feed(chunk, more)
         await send(_sized(start, body, more, self._rewriter))
         await send({**message, "body": body})
+
+
+def _undeclare(start: Message, rewriter: PageRewriter) -> None:
+    """Drop the held start's Content-Length (the gateway's own copy of the headers, see `_sized`)."""
+    if rewriter.length_at >= 0:
+        del start["headers"][rewriter.length_at]
+        rewriter.length_at = -1
+
+
+#: A held piece at least this long is kept as it came; shorter ones are copied together.
+_OWN_PIECE = 4096
+
+
+def _hold(held: list[bytes | bytearray], chunk: bytes) -> None:
+    """Add `chunk` to a held body, in a bounded number of list entries.
+
+    Large pieces are kept as they are, so the page is copied once, when it is joined.
+    Short ones are appended to one growing buffer: a list entry costs a pointer and
+    joining it a buffer descriptor each, many times the byte an app sending tiny pieces
+    hands over, so a page in one-byte pieces would cost many times its own size.
+    """
+    if len(chunk) >= _OWN_PIECE:
+        held.append(chunk)
+    elif held and isinstance(last := held[-1], bytearray):
+        last += chunk
+    elif chunk:
+        held.append(bytearray(chunk))
+
+
+def _joined(held: list[bytes | bytearray], last: bytes) -> bytes:
+    """The held body and its last piece as one `bytes` (an ASGI body is `bytes`)."""
+    if not last and len(held) == 1 and isinstance(held[0], bytes):
+        return held[0]  # the whole page came in one piece, then an empty last message: no copy
+    _hold(held, last)
+    return b"".join(held)
 
 
 def _sized(start: Message, body: bytes, more_body: bool, rewriter: PageRewriter) -> Message:

@@ -9,6 +9,7 @@ every message, so holding and streaming are both visible here.
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import accumulate
 
@@ -16,7 +17,7 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cookie_gate.asgi import Message, Receive, Scope, Send
+from cookie_gate.asgi import Message, RawHeaders, Receive, Scope, Send
 from cookie_gate.middleware import MAX_HELD_BODY
 from tests.conftest import GateFactory, http_scope, run_asgi
 
@@ -128,9 +129,9 @@ async def test_a_body_longer_than_declared_streams_through_rewritten(gate: GateF
 async def test_body_after_a_complete_declared_page_is_dropped_counted_and_logged_once(
     gate: GateFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Bytes past the announced length would corrupt the framing and skip the rewriter."""
+    """Bytes past the announced length would corrupt the framing and skip the rewriter; a page counts once."""
     tail = b"<script data-cookie-category='marketing' src='/t.js'></script>"
-    app = gate(app_sending([PAGE, tail], len(PAGE)))
+    app = gate(app_sending([PAGE, tail, tail], len(PAGE)))
     for _ in range(3):
         messages = await run_asgi(app, http_scope("/"))
         body = body_of(messages)
@@ -200,3 +201,157 @@ async def test_any_split_and_any_declared_length_give_a_consistent_page(
     if length is not None:
         assert length == len(body) or offset != 0
     assert messages[-1]["type"] == "http.response.body" and not messages[-1].get("more_body", False)
+
+
+def app_with(headers: RawHeaders, chunks: Sequence[bytes]) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A raw app sending exactly `headers`, then `chunks` (the last one ends the body)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        for index, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": index < len(chunks) - 1})
+
+    return app
+
+
+def lengths_of(messages: list[Message]) -> list[bytes]:
+    return [v for n, v in messages[0]["headers"] if n.lower() == b"content-length"]
+
+
+HTML = (b"content-type", b"text/html; charset=utf-8")
+
+
+@pytest.mark.parametrize("split", [1, 2, 5])
+async def test_a_repeated_identical_content_length_goes_out_once_and_true(gate: GateFactory, split: int) -> None:
+    """Two Content-Lengths, one rewritten and one stale, would give the connection two framings."""
+    declared = str(len(PAGE)).encode()
+    headers = [HTML, (b"content-length", declared), (b"Content-Length", b" " + declared)]
+    messages = await run_asgi(gate(app_with(headers, pieces(PAGE, -(-len(PAGE) // split)))), http_scope("/"))
+    body = body_of(messages)
+    assert MARKER in body
+    assert lengths_of(messages) == [str(len(body)).encode()]
+
+
+@pytest.mark.parametrize("split", [1, 3])
+async def test_content_lengths_that_disagree_leave_the_page_undeclared(gate: GateFactory, split: int) -> None:
+    """Which one the app meant is unknowable: no length at all, and the server frames the page itself."""
+    headers = [HTML, (b"content-length", str(len(PAGE)).encode()), (b"content-length", b"7")]
+    chunks = pieces(PAGE, -(-len(PAGE) // split))
+    messages = await run_asgi(gate(app_with(headers, chunks)), http_scope("/"))
+    body = body_of(messages)
+    assert lengths_of(messages) == []
+    assert MARKER in body and body.startswith(PAGE[:50])
+    assert [m["type"] for m in messages].count("http.response.body") == len(chunks)  # streamed, never held
+
+
+async def test_a_response_that_is_not_rewritten_keeps_the_apps_framing_byte_for_byte(gate: GateFactory) -> None:
+    """The gate edits its headers (a refused Set-Cookie goes) but never its length or its bytes."""
+    payload = b'{"ok": true}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"set-cookie", b"_ga=GA1.1.1; Path=/"),
+        (b"content-length", b"99"),  # the app's own mistake, passed on as it was
+    ]
+    messages = await run_asgi(gate(app_with(headers, [payload[:5], payload[5:]])), http_scope("/"))
+    assert [n for n, _ in messages[0]["headers"]].count(b"set-cookie") == 0
+    assert lengths_of(messages) == [str(len(payload)).encode(), b"99"]
+    assert body_of(messages) == payload
+
+
+def alternating(page: bytes) -> list[bytes]:
+    """Pieces of 4096 bytes and of one byte in turn: no run of short pieces lasts."""
+    chunks: list[bytes] = []
+    at = 0
+    while at < len(page):
+        chunks.extend((page[at : at + 4096], page[at + 4096 : at + 4097]))
+        at += 4097
+    return chunks
+
+
+@pytest.mark.parametrize(
+    "cut", [lambda page: [page[i : i + 1] for i in range(len(page))], alternating], ids=["one-byte", "alternating"]
+)
+async def test_a_declared_page_held_in_tiny_pieces_costs_a_few_times_its_size(
+    gate: GateFactory, cut: Callable[[bytes], list[bytes]]
+) -> None:
+    """A held piece costs its bytes, not a list slot and a join descriptor each."""
+    page = PAGE[:-14] + b"x" * (MAX_HELD_BODY - len(PAGE)) + PAGE[-14:]
+    chunks = cut(page)  # CPython shares one-byte objects: the one-byte pieces cost the app nothing
+    app = gate(app_sending(chunks, len(page)))
+    await run_asgi(app, http_scope("/"))  # warm the caches, so only the page is measured
+    tracemalloc.start()
+    try:
+        messages = await run_asgi(app, http_scope("/"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    body = body_of(messages)
+    assert length_of(messages) == len(body) and MARKER in body
+    assert peak < 5 * len(page), f"peak {peak} bytes for a {len(page)}-byte page"
+
+
+TAG = b"<script data-cookie-category='marketing' src='/m.js'>"
+TAGGED = PAGE.replace(b"<p>row</p>", TAG + b"</script>", 1)
+TAG_AT = TAGGED.index(TAG)
+
+
+@pytest.mark.parametrize("final_empty", [False, True])
+async def test_a_tag_cut_anywhere_across_held_pieces_is_neutralised(gate: GateFactory, final_empty: bool) -> None:
+    app = None
+    for cut in range(TAG_AT, TAG_AT + len(TAG) + 1):
+        app = gate(app_sending([TAGGED[:cut], TAGGED[cut:]], len(TAGGED), final_empty=final_empty), statistics=False)
+        messages = await run_asgi(app, http_scope("/"))
+        body = body_of(messages)
+        assert TAG not in body and b"<script type=\"text/plain\" data-cookie-category='marketing'" in body, cut
+        assert length_of(messages) == len(body)
+    assert app is not None and app.overrun_pages == 0
+
+
+async def test_a_page_ending_short_of_its_length_is_neutralised_and_sized_to_what_came(gate: GateFactory) -> None:
+    """The app stops early (more_body=False) with a tag cut between two held pieces."""
+    short = TAGGED[: TAG_AT + len(TAG) + 20]
+    chunks = [short[: TAG_AT + 9], short[TAG_AT + 9 :]]
+    messages = await run_asgi(gate(app_sending(chunks, len(TAGGED))), http_scope("/"))
+    body = body_of(messages)
+    assert TAG not in body and b'type="text/plain"' in body and MARKER in body
+    assert length_of(messages) == len(body)
+
+
+async def test_a_piece_past_the_declared_length_drops_the_length_even_when_growth_is_known(
+    gate: GateFactory,
+) -> None:
+    """Without prior blocking the growth is known up front; a length of declared + growth would still be short."""
+    app = gate(app_sending(pieces(PAGE, 100), len(PAGE) - 150), prior_blocking=False)
+    messages = await run_asgi(app, http_scope("/"))
+    body = body_of(messages)
+    assert MARKER in body and body.startswith(PAGE[:100])
+    assert length_of(messages) is None
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=len(TAGGED)), max_size=8),
+    offset=st.integers(min_value=-(len(TAGGED) - TAG_AT), max_value=60),
+    final_empty=st.booleans(),
+    prior_blocking=st.booleans(),
+)
+async def test_no_split_and_no_declared_length_lets_a_tag_run_or_the_length_lie(
+    gate: GateFactory, cuts: list[int], offset: int, final_empty: bool, prior_blocking: bool
+) -> None:
+    """Whatever the app declares and however it cuts the page: a length sent is the body's, a tag sent is inert."""
+    bounds = [0, *sorted(cuts), len(TAGGED)]
+    chunks = [TAGGED[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    declared = len(TAGGED) + offset
+    app = gate(app_sending(chunks, declared, final_empty=final_empty), statistics=False, prior_blocking=prior_blocking)
+    messages = await run_asgi(app, http_scope("/"))
+    body = body_of(messages)
+    length = length_of(messages)
+    assert length is None or length == len(body)
+    if prior_blocking:
+        assert TAG not in body
+    truncated = b"</html>" not in body
+    if truncated:  # the page was complete at its declared length and the rest was dropped, and counted
+        assert declared in accumulate(map(len, chunks)) and app.overrun_pages == 1
+    else:
+        assert app.overrun_pages == 0

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from cookie_gate.asgi import Scope, header
-from cookie_gate.banner import preferred_locale
+from cookie_gate.asgi import Scope
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY, Consent
-from cookie_gate.middleware import GATE_STATE_KEY, CookieGateMiddleware
+from cookie_gate.middleware import GATE_STATE_KEY
+from cookie_gate.placement import BannerPlacement
 
 __all__ = ["MissingGateError", "banner_markup", "consent_from_scope", "with_necessary"]
 
@@ -44,21 +44,12 @@ def banner_markup(scope: Scope) -> str:
 
     Only with `inject_banner = false`: otherwise the gate injects it into every page
     itself and this returns "", so a page never shows two banners. The markup is ASCII
-    (non-ASCII text is written as character references) and already escaped.
+    (non-ASCII text is written as character references) and already escaped. The gate
+    hands templates a `BannerPlacement` for the request, never itself.
     """
-    consent = consent_from_scope(scope)
-    gate = scope["state"].get(GATE_STATE_KEY)
-    if not isinstance(gate, CookieGateMiddleware):
-        return ""
-    config = gate.config
-    nonce = scope["state"].get(config.csp_nonce_key)
-    locale = preferred_locale(header(scope, b"accept-language"), config.locales, config.default_locale)
-    query = scope.get("query_string", b"")
-    next_path = scope["path"] + ("?" + query.decode("latin-1") if query else "")
-    markup = gate.banner.snippet(
-        locale, scope.get("root_path", ""), next_path, consent, nonce if isinstance(nonce, str) and nonce else None
-    )
-    return markup.decode("ascii")
+    consent_from_scope(scope)  # a request that did not pass through the gate is an error, not a missing banner
+    placement = scope["state"].get(GATE_STATE_KEY)
+    return placement.render() if isinstance(placement, BannerPlacement) else ""
 
 
 def with_necessary(config: Config, names: Iterable[str]) -> Config:

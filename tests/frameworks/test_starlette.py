@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 
 from cookie_gate import CookieGateMiddleware
@@ -114,3 +115,38 @@ async def test_gzip_outside_the_gate_compresses_the_rewritten_page(starlette_cli
     response = await starlette_client().get("/", headers={"accept-encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
     assert MARKER in response.text
+
+
+@pytest.mark.parametrize("inject_banner", [True, False])
+async def test_a_page_under_a_mount_points_the_banner_at_the_gates_own_endpoints(
+    tmp_path: Path, store_url: str, client_for: Clients, inject_banner: bool
+) -> None:
+    """`Mount` rewrites the scope's root_path on its way in; the gate's endpoints stay where the gate is."""
+    (tmp_path / "page.html").write_text(PAGE)
+    templates = Jinja2Templates(directory=str(tmp_path))
+    install(templates.env)
+
+    def page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "page.html")
+
+    shop = Starlette(routes=[Route("/", page)])
+    app = CookieGateMiddleware(
+        Starlette(routes=[Mount("/shop", app=shop)]),
+        secret_key=SECRET,
+        store=store_url,
+        clock=suite_clock,
+        inject_banner=inject_banner,
+    )
+    try:
+        client = client_for(app)
+        html = (await client.get("/shop/")).text
+        assert MARKER in html
+        actions = re.findall(r'<form[^>]* action="([^"]*)"', html)
+        assert actions and set(actions) == {"/_cookie_gate/consent"}
+        assert '<script defer src="/_cookie_gate/banner.js"' in html
+        assert 'name="next" value="/shop/"' in html
+        origin = {"origin": str(client.base_url).rstrip("/")}
+        answer = await client.post(actions[0], data={"action": "reject_all", "next": "/shop/"}, headers=origin)
+        assert answer.status_code == 303 and answer.headers["location"] == "/shop/"
+    finally:
+        close_gate(app)
