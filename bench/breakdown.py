@@ -54,6 +54,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import cookie_gate.inject
 import cookie_gate.middleware
+import cookie_gate.placement
 from bench.apps import Floor, build_stacks
 from bench.harness import Sink, Visitor, make_scope, make_visitors, receive
 from cookie_gate import CookieGateMiddleware
@@ -71,7 +72,7 @@ _TIMED: tuple[tuple[str, str, str, int], ...] = (
     ("is_deletion (refused Set-Cookies only)", "middleware", "is_deletion", 2),
     ("is_injectable (content type)", "middleware", "is_injectable", 1),
     ("_rewriter: next path, locale, nonce, snippets", "gate", "_rewriter", 1),
-    ("preferred_locale (lru_cache)", "middleware", "preferred_locale", 2),
+    ("preferred_locale (lru_cache)", "placement", "preferred_locale", 2),
     ("banner.snippet (parts cached, next spliced in)", "banner", "snippet", 2),
     ("weak_etag", "middleware", "weak_etag", 1),
     ("_host: Host header -> host name", "gate", "_host", 1),
@@ -91,8 +92,9 @@ _OWNER_NAMES = {
     "gate": "CookieGateMiddleware",
     "visits": "CookieGateMiddleware.visits (VisitResolver)",
     "classifier": "CookieGateMiddleware.classifier (CookieClassifier)",
-    "banner": "CookieGateMiddleware.banner (BannerRenderer)",
+    "banner": "CookieGateMiddleware._banner_source._renderer (BannerRenderer)",
     "middleware": "cookie_gate.middleware",
+    "placement": "cookie_gate.placement",
     "statistics": "CookieGateMiddleware.statistics (Statistics)",
     "rewriter": "cookie_gate.inject.PageRewriter",
 }
@@ -165,8 +167,10 @@ def _owners(gate: CookieGateMiddleware) -> dict[str, Any]:
         "gate": gate,
         "visits": getattr(gate, "visits", _MISSING),
         "classifier": getattr(gate, "classifier", _MISSING),
-        "banner": getattr(gate, "banner", _MISSING),
+        # The renderer the page path uses: the one inside the gate's BannerSource.
+        "banner": getattr(getattr(gate, "_banner_source", _MISSING), "_renderer", _MISSING),
         "middleware": cookie_gate.middleware,
+        "placement": cookie_gate.placement,
         "statistics": getattr(gate, "statistics", _MISSING),
         "rewriter": getattr(cookie_gate.inject, "PageRewriter", _MISSING),
     }
@@ -453,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
             # A name the checks above do not cover (say, an attribute of a helper's result).
             raise InternalsChanged([f"{error} (raised while measuring)"]) from None
         finally:
-            gate.endpoints.store.close()
+            if gate.statistics is not None:
+                gate.statistics.writer.stop()  # before the store's folder goes
+            gate.store.close()
     return 0
 
 
