@@ -6,6 +6,8 @@ match Starlette's so apps type-check the same way.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -16,6 +18,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
+
+
+def style_csp(style: str, directives: str) -> bytes:
+    """A Content-Security-Policy that allows nothing but this one inline `<style>` (by its hash) and `directives`.
+
+    The gateway's own pages (dashboard, visitor page) carry their CSS inline and run no
+    script, so this is their whole policy.
+    """
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    return f"default-src 'none'; style-src 'sha256-{digest}'; {directives}".encode("ascii")
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

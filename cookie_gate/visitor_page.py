@@ -13,14 +13,13 @@ with the visitor's cookie and is never stored by a cache.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
+from cookie_gate.asgi import style_csp
 from cookie_gate.config import Category, Config
 from cookie_gate.consent import NECESSARY, Consent
 from cookie_gate.page_texts import VISITOR, words
@@ -56,11 +55,7 @@ _STYLE = (
     ".about,.muted{color:#b7bac4}th,td,.category{border-color:#3a3d45}.status,fieldset{border-color:#454953}"
     ".done{background:#0f2a19;border-color:#4ade80}button{background:#8fb0ff;border-color:#8fb0ff;color:#10131a}}"
 )
-CSP = (
-    "default-src 'none'; style-src 'sha256-"
-    + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
-    + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-).encode("ascii")
+CSP = style_csp(_STYLE, "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,12 @@ escapes (`printable`), then HTML.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from cookie_gate.asgi import style_csp
 from cookie_gate.classify import TRUNCATED
 from cookie_gate.dashboard.charts import NARROW, Series, columns, heatmap
 from cookie_gate.dashboard.exports import SUSPECTED, InventoryRow, sorted_inventory
@@ -64,11 +63,7 @@ STYLE = (
     "padding:.1rem .4rem}}"
     "dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dd{margin:0;overflow-wrap:anywhere}"
 )
-CSP = (
-    "default-src 'none'; style-src 'sha256-"
-    + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-    + "'; frame-ancestors 'none'; form-action 'self'"
-).encode()
+CSP = style_csp(STYLE, "frame-ancestors 'none'; form-action 'self'")
 
 
 @dataclass(frozen=True)
