@@ -10,7 +10,10 @@ costs one inventory read per interval, however often it is fetched.
 The public page lists only names someone vouched for (the site's configuration, the
 built-in catalogue, the gateway itself, or a framework's generic names). A name that
 nobody declared may have been made up by any visitor, and a privacy page must not
-publish text a stranger chose; `cookie-gate cookies --format ...` shows the admin
+publish text a stranger chose. For the same reason a name is shown verbatim only
+when an exact rule names it: everything after `_ga_` is the visitor's, so the names a
+prefix or suffix rule files share one row named by the pattern (`_ga_*`,
+`declaration.public_inventory`). `cookie-gate cookies --format ...` shows the admin
 every name.
 """
 
@@ -26,7 +29,7 @@ from cookie_gate.asgi import Scope, Send, header, respond, respond_error
 from cookie_gate.banner import preferred_locale
 from cookie_gate.clock import Clock
 from cookie_gate.config import LOCALES, Config
-from cookie_gate.declaration import build_declaration, to_html, to_json
+from cookie_gate.declaration import build_declaration, public_inventory, to_html, to_json
 from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore
 
@@ -99,7 +102,7 @@ class DeclarationEndpoint:
 
     def _build(self, locale: str, form: str) -> tuple[bytes, bytes]:
         vouched = [row for row in self._store.inventory() if row[2] in VOUCHED_SOURCES]
-        declaration = build_declaration(self._config, vouched, locale)
+        declaration = build_declaration(self._config, public_inventory(self._config, vouched), locale)
         body = (to_json(declaration, compact=True) if form == "json" else to_html(declaration)).encode("utf-8")
         return body, b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
 
