@@ -257,7 +257,7 @@ class Endpoints:
         visit = self._visit(scope)
         now = int(self._clock())
         locale, shown = self._shown_to(scope)
-        consent_id = visit.decision.consent_id if visit.decision is not None else new_consent_id()
+        consent_id = _kept_consent_id(visit)
         decision = Decision(accepted | {NECESSARY}, self._config.policy_version, now, consent_id, shown[:SHORT_LENGTH])
         record = DecisionRecord(
             consent_id,
@@ -533,6 +533,21 @@ class Endpoints:
             await send({"type": "http.response.body", "body": b""})
             return
         await respond(send, 200, body, _STATIC_TYPES[name], headers, head_only=scope["method"] == "HEAD")
+
+
+def _kept_consent_id(visit: Visit) -> str:
+    """The id a new decision is logged under: the visitor's own, or a new one when that is in doubt.
+
+    A cookie tossed from a sibling subdomain beside the visitor's own could otherwise fix
+    the id, and whoever tossed it would read the victim's decisions with their copy; so the
+    id is kept only when exactly one valid consent cookie, and nothing conflicting, was
+    sent. A visitor with no cookie of their own who receives a tossed one cannot be told
+    from its owner: only a `__Host-` cookie name (see the README) keeps sibling hosts from
+    setting it at all.
+    """
+    if visit.decision is not None and not visit.conflicting and len(visit.signed) == 1:
+        return visit.decision.consent_id
+    return new_consent_id()
 
 
 def _action_for(accepted: frozenset[str], optional: frozenset[str]) -> str:

@@ -492,6 +492,34 @@ async def test_a_decision_replaces_consent_cookies_tossed_under_a_parent_domain(
     assert consent[-1].startswith("cookie_gate=2:") and "Max-Age=0" not in consent[-1]
 
 
+async def test_a_tossed_cookie_beside_the_visitors_own_does_not_fix_their_consent_id(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    middleware = gate(ROUTES)
+    tossed = await consent_cookie(client_for(middleware), "all")
+    mine = await consent_cookie(client_for(middleware), [])
+    client = client_for(middleware)
+
+    async def shown_id(cookie: str) -> object:
+        client.cookies.clear()
+        return (await record(client, cookie))["consent_id"]
+
+    attackers_id, my_id = await shown_id(tossed), await shown_id(mine)
+    assert attackers_id != my_id
+    for both in (f"{tossed}; {mine}", f"{mine}; {tossed}"):
+        client.cookies.clear()
+        response = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": both})
+        assert response.status_code == 200
+        assert response.json()["consent_id"] not in (attackers_id, my_id)
+    client.cookies.clear()
+    seen_by_attacker = (await record(client, tossed))["history"]
+    assert isinstance(seen_by_attacker, list) and [h["action"] for h in seen_by_attacker] == ["accept_all"]
+    # One cookie of one's own keeps its id, so the history stays under it.
+    client.cookies.clear()
+    again = await client.post(CONSENT, json={"accept": []}, headers={"cookie": mine})
+    assert again.json()["consent_id"] == my_id
+
+
 async def test_withdrawal_withdraws_every_consent_cookie_the_browser_sent(
     gate: GateFactory, client_for: Clients
 ) -> None:
