@@ -39,7 +39,7 @@ from cookie_gate.shown import SHORT_LENGTH, ShownDigests, shown_digests
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
-from cookie_gate.visitor_page import CSP as VISITOR_CSP, HeldRecord, VisitorPage
+from cookie_gate.visitor_page import CSP as VISITOR_CSP, MAX_HISTORY_SHOWN as MAX_HISTORY, HeldRecord, VisitorPage
 
 logger = logging.getLogger("cookie_gate.consent")
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
@@ -146,7 +146,7 @@ class Endpoints:
 
     async def _show(self, scope: Scope, send: Send) -> None:
         held = await self._held(scope)
-        await respond_json(send, 200, self._record(held.consent, held.history, held.consent_id))
+        await respond_json(send, 200, self._record(held.consent, held.history, held.consent_id, held.truncated))
 
     async def _held(self, scope: Scope) -> HeldRecord:
         """The record, checked against the log: a withdrawn cookie sent again shows as undecided.
@@ -160,15 +160,28 @@ class Endpoints:
             decision = visit.decision
             if decision is None or not visit.consent.decided:
                 break
-            history = await anyio.to_thread.run_sync(self.store.decisions, decision.consent_id)
-            withdrawn_at = max((r.decided_at for r in history if r.action == "withdraw"), default=None)
+            withdrawals = await anyio.to_thread.run_sync(self.store.withdrawals, [decision.consent_id])
+            withdrawn_at = withdrawals.get(decision.consent_id)
             if withdrawn_at is None or withdrawn_at < decision.decided_at:
-                return HeldRecord(visit.consent, history, visit.consent.consent_id)
+                history, truncated = await anyio.to_thread.run_sync(self._history, decision.consent_id)
+                return HeldRecord(visit.consent, history, visit.consent.consent_id, truncated, withdrawn_at)
             self._withdrawals.add(decision.consent_id, withdrawn_at)
             visit = self._visit(scope)
         withdrawn = [i for i, at in self._sent_decisions(scope) if self._withdrawals.withdrawn(i, at)]
-        history = await anyio.to_thread.run_sync(self.store.decisions, withdrawn[0]) if withdrawn else []
-        return HeldRecord(visit.consent, history, withdrawn[0] if withdrawn else visit.consent.consent_id)
+        if not withdrawn:
+            return HeldRecord(visit.consent, [], visit.consent.consent_id)
+        history, truncated = await anyio.to_thread.run_sync(self._history, withdrawn[0])
+        withdrawals = await anyio.to_thread.run_sync(self.store.withdrawals, withdrawn[:1])
+        return HeldRecord(visit.consent, history, withdrawn[0], truncated, withdrawals.get(withdrawn[0]))
+
+    def _history(self, consent_id: str) -> tuple[list[DecisionRecord], bool]:
+        """The newest `MAX_HISTORY` decisions under `consent_id`, oldest first, and whether there were more.
+
+        A visitor can log as many decisions as they like under their own id, so neither
+        an answer nor the store's lock grows with them.
+        """
+        history = self.store.decisions(consent_id, limit=MAX_HISTORY + 1)
+        return (history[1:], True) if len(history) > MAX_HISTORY else (history, False)
 
     def _sent_decisions(self, scope: Scope) -> list[tuple[str, int]]:
         """(consent id, decided at) of the validly signed consent cookies a request carries."""
@@ -183,7 +196,11 @@ class Endpoints:
         return found
 
     def _record(
-        self, consent: Consent, history: Iterable[DecisionRecord], consent_id: str | None = None
+        self,
+        consent: Consent,
+        history: Iterable[DecisionRecord],
+        consent_id: str | None = None,
+        truncated: bool = False,
     ) -> dict[str, Any]:
         return {
             "decided": consent.decided,
@@ -204,6 +221,8 @@ class Endpoints:
                 }
                 for r in history
             ],
+            #: The history holds only the newest `MAX_HISTORY` decisions (the log keeps every one).
+            "history_truncated": truncated,
         }
 
     async def _visitor_page(self, scope: Scope, send: Send) -> None:
@@ -289,8 +308,9 @@ class Endpoints:
         if is_form:
             await respond(send, 303, headers=[(b"location", next_path.encode("utf-8")), *headers])
         else:
-            history = await anyio.to_thread.run_sync(self.store.decisions, consent_id)
-            await respond_json(send, 200, {**self._record(consent, history), "remember": remember}, headers)
+            history, truncated = await anyio.to_thread.run_sync(self._history, consent_id)
+            answer = self._record(consent, history, truncated=truncated)
+            await respond_json(send, 200, {**answer, "remember": remember}, headers)
 
     async def _withdraw(self, scope: Scope, send: Send, as_form_next: str | None) -> None:
         """Log a withdrawal under every consent id the browser sent and clear every consent cookie.

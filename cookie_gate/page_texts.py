@@ -45,7 +45,7 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "done_saved": "Your choice is saved.",
         "done_withdrawn": "Your consent is withdrawn: cookies of the optional purposes were deleted.",
         "links": "More",
-        "more": "The latest {shown} of {total} decisions are shown.",
+        "more": "Only the latest {shown} decisions are shown; the log keeps the older ones too.",
         "gpc_col": "Global Privacy Control",
     },
     "ko": {
@@ -83,7 +83,7 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "done_saved": "선택을 저장했습니다.",
         "done_withdrawn": "동의를 철회했습니다. 선택 항목의 쿠키는 삭제되었습니다.",
         "links": "더 보기",
-        "more": "전체 {total}건 중 최근 {shown}건을 보여 드립니다.",
+        "more": "최근 {shown}건만 보여 드립니다. 그 이전의 기록도 보관되어 있습니다.",
         "gpc_col": "글로벌 개인정보 보호 제어(GPC)",
     },
 }

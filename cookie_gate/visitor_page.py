@@ -66,6 +66,10 @@ class HeldRecord:
     history: Sequence[DecisionRecord]
     #: The id the history is logged under (a withdrawn cookie's, for an undecided visitor who sent one).
     consent_id: str | None
+    #: `history` holds only the newest decisions: the log has older ones under the id.
+    truncated: bool = False
+    #: When the id was last withdrawn, from the log (the history may be too short to show it).
+    withdrawn_at: int | None = None
 
 
 class VisitorPage:
@@ -99,7 +103,10 @@ class VisitorPage:
                 .replace("{expires}", self._time(consent.expires_at))
                 + "</p>"
             ]
-        withdrawn_at = max((r.decided_at for r in held.history if r.action == "withdraw"), default=None)
+        withdrawals = [r.decided_at for r in held.history if r.action == "withdraw"]
+        if held.withdrawn_at is not None:
+            withdrawals.append(held.withdrawn_at)
+        withdrawn_at = max(withdrawals, default=None)
         if not consent.decided and withdrawn_at is not None:
             status.append("<p>" + escape(w["withdrawn"]).replace("{withdrawn}", self._time(withdrawn_at)) + "</p>")
         if consent.gpc:
@@ -167,7 +174,7 @@ class VisitorPage:
             f'<section aria-labelledby="current"><h2 id="current">{escape(w["current"])}</h2>'
             f'<table><thead><tr><th scope="col">{escape(w["category"])}</th><th scope="col">{escape(w["state"])}'
             f"</th></tr></thead><tbody>{current}</tbody></table></section>"
-            f"{change}{withdraw}{self._history(held.history, locale, w)}"
+            f"{change}{withdraw}{self._history(held, locale, w)}"
             f'<p class="muted">{escape(w["times"]).replace("{timezone}", escape(config.timezone))}</p>'
             f'<nav aria-label="{escape(w["links"], quote=True)}">{"".join(links)}</nav></main></body></html>'
         )
@@ -196,7 +203,8 @@ class VisitorPage:
             f"<dl>{facts}</dl></div></div>"
         )
 
-    def _history(self, history: Sequence[DecisionRecord], locale: str, w: Mapping[str, str]) -> str:
+    def _history(self, held: HeldRecord, locale: str, w: Mapping[str, str]) -> str:
+        history = held.history
         title = f'<section aria-labelledby="history"><h2 id="history">{escape(w["history"])}</h2>'
         if not history:
             return f"{title}<p>{escape(w['no_history'])}</p></section>"
@@ -215,8 +223,8 @@ class VisitorPage:
             for r in shown
         )
         more = ""
-        if len(history) > len(shown):
-            more = f'<p class="muted">{escape(w["more"].format(shown=len(shown), total=len(history)))}</p>'
+        if held.truncated or len(history) > len(shown):
+            more = f'<p class="muted">{escape(w["more"].format(shown=len(shown)))}</p>'
         head = "".join(
             f'<th scope="col">{escape(w[k])}</th>' for k in ("when", "action", "accepted", "policy_version", "gpc_col")
         )

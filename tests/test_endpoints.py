@@ -13,6 +13,8 @@ from starlette.routing import Route
 from cookie_gate.asgi import Receive, Scope, Send
 from cookie_gate.cookies import MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES, DomainVariants
 from cookie_gate.endpoints import Endpoints
+from cookie_gate.store import DecisionRecord
+from cookie_gate.visitor_page import MAX_HISTORY_SHOWN as MAX_HISTORY
 from tests.clocks import suite_clock
 from tests.conftest import (
     HOST,
@@ -105,6 +107,37 @@ async def test_the_record_holds_the_history_of_decisions_under_one_id(gate: Gate
     ]
     assert shown["decided_at"] == history[-1]["decided_at"]
     assert isinstance(shown["expires_at"], str) and shown["expires_at"] > str(shown["decided_at"])
+
+
+async def test_a_long_history_is_capped_to_the_newest_decisions_and_says_so(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    middleware = gate(ROUTES)
+    client = client_for(middleware)
+    cookie = await consent_cookie(client, [])
+    consent_id = (await record(client, cookie))["consent_id"]
+    assert isinstance(consent_id, str)
+    first = (await record(client, cookie))["history"]
+    assert isinstance(first, list) and len(first) == 1
+    long_ago = 1_000_000_000  # before the visitor's own decision
+    for n in range(MAX_HISTORY + 50):
+        middleware.store.log_decision(
+            DecisionRecord(consent_id, long_ago + n, "custom", ("necessary",), f"p{n}", False)
+        )
+    client.cookies.clear()
+    shown = await record(client, cookie)
+    history = shown["history"]
+    assert isinstance(history, list) and len(history) == MAX_HISTORY and shown["history_truncated"] is True
+    # The newest ones, oldest first as before: of 251, the 51 oldest are left out.
+    assert [h["policy_version"] for h in history[:2]] == ["p51", "p52"]
+    assert history[-1]["action"] == "reject_all"
+    answer = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": cookie})
+    assert len(answer.json()["history"]) == MAX_HISTORY and answer.json()["history_truncated"] is True
+    assert answer.json()["history"][-1]["action"] == "custom"
+    client.cookies.clear()
+    page = await client.get("/_cookie_gate/me?lang=en", headers={"cookie": cookie})
+    assert f"Only the latest {MAX_HISTORY} decisions are shown" in page.text
+    assert (await record(client, await consent_cookie(client, [])))["history_truncated"] is False
 
 
 async def test_an_undecided_visitor_sees_an_empty_record(gate: GateFactory, client_for: Clients) -> None:
