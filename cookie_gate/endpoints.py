@@ -54,6 +54,8 @@ class _Choice(NamedTuple):
     next_path: str
     remember: bool
     method: str
+    #: The locale of the page the form was on (`/me?lang=ko`), which `_shown_to` prefers.
+    locale: str | None = None
 
 
 class BadRequest(Exception):
@@ -264,18 +266,19 @@ class Endpoints:
         self._check_same_origin(scope, form=content_type == b"application/x-www-form-urlencoded")
         if content_type == b"application/json":
             is_form = False
-            accepted, action, next_path, remember, method = self._parse_json(await self._body(scope, receive))
+            choice = self._parse_json(await self._body(scope, receive))
         elif content_type == b"application/x-www-form-urlencoded":
             is_form = True
-            accepted, action, next_path, remember, method = self._parse_form(await self._body(scope, receive))
+            choice = self._parse_form(await self._body(scope, receive))
         else:
             raise BadRequest(415, "send application/json or application/x-www-form-urlencoded")
+        accepted, action, next_path, remember, method = choice[:5]
         if action == "withdraw":
-            await self._withdraw(scope, send, as_form_next=next_path if is_form else None)
+            await self._withdraw(scope, send, as_form_next=next_path if is_form else None, locale=choice.locale)
             return
         visit = self._visit(scope)
         now = int(self._clock())
-        locale, shown = self._shown_to(scope)
+        locale, shown = self._shown_to(scope, choice.locale)
         consent_id = _kept_consent_id(visit)
         decision = Decision(accepted | {NECESSARY}, self._config.policy_version, now, consent_id, shown[:SHORT_LENGTH])
         record = DecisionRecord(
@@ -312,7 +315,7 @@ class Endpoints:
             answer = self._record(consent, history, truncated=truncated)
             await respond_json(send, 200, {**answer, "remember": remember}, headers)
 
-    async def _withdraw(self, scope: Scope, send: Send, as_form_next: str | None) -> None:
+    async def _withdraw(self, scope: Scope, send: Send, as_form_next: str | None, locale: str | None = None) -> None:
         """Log a withdrawal under every consent id the browser sent and clear every consent cookie.
 
         Each id is remembered as withdrawn, so a copy of the old cookie sent again is undecided.
@@ -321,7 +324,7 @@ class Endpoints:
         now = int(self._clock())
         withdrawn = list(dict.fromkeys(consent_id for consent_id, _ in visit.signed))[:MAX_CONSENT_COOKIES]
         if withdrawn:
-            locale, shown = self._shown_to(scope)
+            shown_in, shown = self._shown_to(scope, locale)
             records = [
                 DecisionRecord(
                     i,
@@ -331,7 +334,7 @@ class Endpoints:
                     self._config.policy_version,
                     visit.consent.gpc,
                     method="withdrawal",
-                    locale=locale,
+                    locale=shown_in,
                     shown=shown,
                 )
                 for i in withdrawn
@@ -347,10 +350,16 @@ class Endpoints:
         else:
             await respond_json(send, 200, self._record(self._visits.undecided(visit.consent.gpc), []), headers)
 
-    def _shown_to(self, scope: Scope) -> tuple[str, str]:
-        """The locale the banner was shown in (chosen as the banner chooses it) and its digest."""
+    def _shown_to(self, scope: Scope, page_locale: str | None = None) -> tuple[str, str]:
+        """The locale the choice was made in and the digest of the texts shown in it.
+
+        `page_locale` is the visitor page's own (its forms carry it, `/me?lang=ko`); without
+        it the banner's, chosen as the banner chooses it, by `Accept-Language`.
+        """
         config = self._config
-        locale = preferred_locale(header(scope, b"accept-language"), config.locales, config.default_locale)
+        locale = page_locale if page_locale in config.locales else None
+        if locale is None:
+            locale = preferred_locale(header(scope, b"accept-language"), config.locales, config.default_locale)
         return locale, self._shown.digest(locale)
 
     def _log_all(self, records: Iterable[DecisionRecord]) -> None:
@@ -532,13 +541,17 @@ class Endpoints:
         if remember_values[-1] not in ("yes", "no"):
             raise BadRequest(400, "form field remember must be yes or no")
         remember = remember_values[-1] == "yes"
+        lang_values = values.get("lang", [])
+        locale = lang_values[-1] if lang_values else None
+        if locale is not None and locale not in self._config.locales:
+            raise BadRequest(400, f"form field lang must be one of {', '.join(self._config.locales)}")
         action = actions[0]
         if action == "accept_all":
-            return _Choice(self._optional, action, next_path, remember, "form")
+            return _Choice(self._optional, action, next_path, remember, "form", locale)
         if action in ("reject_all", "withdraw"):
-            return _Choice(frozenset(), action, next_path, remember, "form")
+            return _Choice(frozenset(), action, next_path, remember, "form", locale)
         accepted = self._categories(values.get("accept", []), "accept")
-        return _Choice(accepted, _action_for(accepted, self._optional), next_path, remember, "form")
+        return _Choice(accepted, _action_for(accepted, self._optional), next_path, remember, "form", locale)
 
     # -- static ----------------------------------------------------------------------------
 

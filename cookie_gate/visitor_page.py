@@ -123,9 +123,11 @@ class VisitorPage:
             for c in config.categories
         )
         categories = "".join(self._category(c, locale, t, consent) for c in config.categories)
+        # The choice is logged in the page's locale, with the digest of the texts it showed.
+        lang_field = f'<input type="hidden" name="lang" value="{escape(locale, quote=True)}">'
         form_open = (
             f'<form method="post" action="{escape(base, quote=True)}/consent">'
-            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=saved">'
+            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=saved">{lang_field}'
         )
         remember = (
             f"<fieldset><legend>{t('remember')}</legend>"
@@ -146,7 +148,7 @@ class VisitorPage:
         withdraw = (
             f'<section aria-labelledby="withdraw"><h2 id="withdraw">{escape(w["withdraw_title"])}</h2>'
             f'<form method="post" action="{escape(base, quote=True)}/consent">'
-            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=withdrawn">'
+            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=withdrawn">{lang_field}'
             f"<p>{escape(w['withdraw_text'])}</p>"
             f'<button type="submit" name="action" value="withdraw">{t("withdraw")}</button></form></section>'
         )

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from cookie_gate.asgi import Receive, Scope, Send
+from cookie_gate.shown import shown_digests
 from tests.clocks import SteppedClock
 from tests.conftest import HOST, GateFactory, http_scope, kept_cookie, run_asgi
 
@@ -250,6 +251,44 @@ async def test_withdrawing_through_the_page_clears_the_choice_and_a_replayed_coo
     history = replayed.words.split("History under this consent id")[1]
     assert history.index("Withdrew") < history.index("Accepted all")
     assert replayed.change.boxes == {"preferences": False, "analytics": False, "marketing": False}
+
+
+async def test_a_choice_made_on_the_korean_page_is_logged_in_korean_whatever_the_browser_prefers(
+    gate: GateFactory, client_for: Clients, clock: SteppedClock
+) -> None:
+    middleware = gate([], clock=clock, categories=CATEGORIES)
+    client = client_for(middleware)
+    _, page = await visit(client, f"{ME}?lang=ko", **{"accept-language": "en"})
+    assert ("lang", "ko") in page.change.fields and ("lang", "ko") in page.withdraw.fields
+    headers = {"accept-language": "en"}
+    saved = await client.post(
+        page.change.action,
+        content=urlencode(page.change.submission("accept_all")),
+        headers={"content-type": "application/x-www-form-urlencoded", **ORIGIN, **headers},
+    )
+    assert saved.status_code == 303
+    clock.now += 60
+    withdrawn = await client.post(
+        page.withdraw.action,
+        content=urlencode(page.withdraw.submission("withdraw")),
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            **ORIGIN,
+            **headers,
+            "cookie": kept_cookie(saved),
+        },
+    )
+    assert withdrawn.status_code == 303
+    digests = shown_digests(middleware.config).by_locale
+    assert digests["ko"] != digests["en"]
+    logged = [(r.action, r.locale, r.shown) for r in middleware.store.consent_log()]
+    assert logged == [("accept_all", "ko", digests["ko"]), ("withdraw", "ko", digests["ko"])]
+    forged = await client.post(
+        page.change.action,
+        content=urlencode([*page.change.submission("accept_all"), ("lang", "xx")]),
+        headers={"content-type": "application/x-www-form-urlencoded", **ORIGIN},
+    )
+    assert forged.status_code == 400 and "lang" in forged.text
 
 
 async def test_the_pages_forms_obey_the_same_origin_rule(client: httpx.AsyncClient) -> None:
