@@ -110,7 +110,9 @@ class VisitorPage:
         if not consent.decided and withdrawn_at is not None:
             status.append("<p>" + escape(w["withdrawn"]).replace("{withdrawn}", self._time(withdrawn_at)) + "</p>")
         if consent.gpc:
-            status.append(f"<p>{escape(w['gpc'])}</p>")
+            refused = [_text(c.label, locale) or c.name for c in config.categories if c.name in _gpc_refuses(config)]
+            gpc = w["gpc"].replace("{categories}", ", ".join(refused)) if refused else w["gpc_none"]
+            status.append(f"<p>{escape(gpc)}</p>")
         if held.consent_id:
             status.append(f"<p>{escape(w['consent_id'])}: <code>{escape(held.consent_id)}</code></p>")
         confirmation = ""
@@ -239,6 +241,15 @@ class VisitorPage:
         local = when.astimezone(self._zone)
         iso = when.isoformat().replace("+00:00", "Z")
         return f'<time datetime="{iso}">{local.strftime("%Y-%m-%d %H:%M")}</time>'
+
+
+def _gpc_refuses(config: Config) -> frozenset[str]:
+    """The categories an undecided visitor who sends GPC has refused: what `VisitResolver` applies.
+
+    Opt-in refuses every optional category until a choice anyway; opt-out refuses marketing.
+    """
+    optional = frozenset(config.category_names) - {NECESSARY}
+    return optional if config.mode == "opt-in" else optional & {"marketing"}
 
 
 def _nonce(nonce: str | None) -> str:

@@ -307,6 +307,25 @@ async def test_global_privacy_control_is_explained(client: httpx.AsyncClient) ->
     assert "Your browser sends Global Privacy Control" in page.words
 
 
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("opt-out", "Marketing stay refused"), ("opt-in", "Preferences, Analytics, Marketing stay refused")],
+)
+async def test_the_gpc_sentence_names_what_gpc_refuses_in_this_configuration(
+    gate: GateFactory, client_for: Clients, mode: str, expected: str
+) -> None:
+    client = client_for(gate([], mode=mode, categories=CATEGORIES))
+    _, page = await visit(client, f"{ME}?lang=en", **{"sec-gpc": "1"})
+    assert expected in page.words
+    record = (await client.get("/_cookie_gate/consent", headers={"sec-gpc": "1"})).json()
+    labels = {"preferences": "Preferences", "analytics": "Analytics", "marketing": "Marketing"}
+    refused = [labels[name] for name, allowed in record["categories"].items() if not allowed and name in labels]
+    stated = page.words.split("Global Privacy Control")[1].split(".")[0]
+    assert all(label in stated for label in refused) and not any(
+        label in stated for label in set(labels.values()) - set(refused)
+    ), "the page says what the gate does"
+
+
 async def test_the_sites_texts_are_escaped(gate: GateFactory, client_for: Clients) -> None:
     hostile = {"label": "<img src=x onerror=alert(1)>", "description": "</p><script>alert(2)</script>"}
     client = client_for(gate([], categories={"partners": {**hostile, "cookies": ["ptn_*"]}}))
