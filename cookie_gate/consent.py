@@ -1,8 +1,11 @@
 """The visitor's decision: the value the app sees, and its signed cookie form.
 
 The cookie payload is deliberately tiny and versioned:
-``1:<accepted categories joined by +>:<policy version>:<decided at, base 36>:<consent id>``
-signed with HMAC-SHA256 through itsdangerous. Everything that is wrong with a cookie
+``2:<accepted categories joined by +>:<policy version>:<decided at, base 36>:<consent id>:<shown>``
+signed with HMAC-SHA256 through itsdangerous, where ``<shown>`` is the short digest of the
+banner the choice was made on (`cookie_gate.shown`): a cookie given on a banner that has
+changed since decodes as undecided. Version 1 cookies (the same without ``:<shown>``) are
+still read. Everything that is wrong with a cookie
 (bad signature, unknown format, another policy version) decodes to ``None``, which the
 gateway treats as "undecided": a broken cookie must never break a page. Expiry is not
 part of the cached decode, so it is checked on every read by the caller.

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from html import escape
 
+from cookie_gate.catalog import NameMatcher, builtin_catalog
 from cookie_gate.classify import TRUNCATED, UNDECLARED
 from cookie_gate.config import Category, Config
 from cookie_gate.consent import NECESSARY
@@ -222,6 +223,50 @@ def build_declaration(config: Config, inventory: Iterable[InventoryRow], locale:
         ),
         visitor_page=page,
     )
+
+
+def public_inventory(config: Config, inventory: Iterable[InventoryRow]) -> list[InventoryRow]:
+    """`inventory` as a public page may show it: a name verbatim only when an exact rule names it.
+
+    A prefix or suffix rule (`_ga_*`, the catalogue's `AMCV_`, Rails' `*_session`) files
+    names whose rest any visitor chose (`_ga_Visit-evil.example`), so every name such a
+    rule files is folded into one row named by the pattern, seen from the earliest
+    first sighting to the latest last one. The gateway's own names and exact names (the
+    site's, the catalogue's) stay as they are; the admin's command shows every name.
+    """
+    site = _site_matcher(config)
+    catalogue = builtin_catalog()
+    own = {config.cookie_name, COUNTER_COOKIE}
+    folded: dict[str, InventoryRow] = {}
+    for row in inventory:
+        name, category, source, first, last = row
+        shown = name if name in own or name == TRUNCATED else _pattern(site if source == "site" else catalogue, name)
+        if shown is None:
+            continue  # no rule files it any more: nobody vouches for the name
+        earlier = folded.get(shown)
+        if earlier is None:
+            folded[shown] = (shown, category, source, first, last)
+        else:
+            folded[shown] = (shown, earlier[1], earlier[2], min(earlier[3], first), max(earlier[4], last))
+    return list(folded.values())
+
+
+def _site_matcher(config: Config) -> NameMatcher:
+    exact: dict[str, str] = {}
+    prefixes: dict[str, str] = {}
+    for category in config.categories:
+        exact.update(dict.fromkeys(category.exact_names, category.name))
+        prefixes.update(dict.fromkeys(category.prefixes, category.name))
+    return NameMatcher(exact, prefixes)
+
+
+def _pattern(matcher: NameMatcher, name: str) -> str | None:
+    """`name` if an exact rule of `matcher` names it, its pattern (`_ga_*`, `*_session`) if a partial one does."""
+    rule = matcher.rule(name)
+    if rule is None:
+        return None
+    kind, pattern = rule
+    return name if kind == "exact" else pattern + "*" if kind == "prefixes" else "*" + pattern
 
 
 def _unseen_patterns(category: Category, seen: Mapping[str, InventoryRow]) -> list[str]:

@@ -10,7 +10,10 @@ costs one inventory read per interval, however often it is fetched.
 The public page lists only names someone vouched for (the site's configuration, the
 built-in catalogue, the gateway itself, or a framework's generic names). A name that
 nobody declared may have been made up by any visitor, and a privacy page must not
-publish text a stranger chose; `cookie-gate cookies --format ...` shows the admin
+publish text a stranger chose. For the same reason a name is shown verbatim only
+when an exact rule names it: everything after `_ga_` is the visitor's, so the names a
+prefix or suffix rule files share one row named by the pattern (`_ga_*`,
+`declaration.public_inventory`). `cookie-gate cookies --format ...` shows the admin
 every name.
 """
 
@@ -26,7 +29,7 @@ from cookie_gate.asgi import Scope, Send, header, respond, respond_error
 from cookie_gate.banner import preferred_locale
 from cookie_gate.clock import Clock
 from cookie_gate.config import LOCALES, Config
-from cookie_gate.declaration import build_declaration, to_html, to_json
+from cookie_gate.declaration import build_declaration, public_inventory, to_html, to_json
 from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore
 
@@ -34,6 +37,8 @@ from cookie_gate.store.sql import SQLStore
 VOUCHED_SOURCES = frozenset({"site", "catalogue", "gateway", "generic"})
 #: How long a built declaration is served before the inventory is read again; also its max-age.
 REFRESH_SECONDS = 300
+#: How long after a failed inventory read requests are answered without trying again.
+RETRY_SECONDS = 5
 #: Media ranges of an Accept header looked at; a longer list is a client's mistake, not a preference.
 MAX_MEDIA_RANGES = 32
 _TYPES = {"html": b"text/html; charset=utf-8", "json": b"application/json; charset=utf-8"}
@@ -49,6 +54,8 @@ class DeclarationEndpoint:
         #: (locale, format) -> (built at, body, etag)
         self._built: dict[tuple[str, str], tuple[float, bytes, bytes]] = {}
         self._lock = anyio.Lock()
+        #: When the inventory last failed to read (the injected clock), None once a read succeeds.
+        self._failed_at: float | None = None
 
     async def __call__(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -88,18 +95,53 @@ class DeclarationEndpoint:
         return preferred_locale(header(scope, b"accept-language"), LOCALES, self._default_locale)
 
     async def _body(self, locale: str, form: str) -> tuple[bytes, bytes]:
-        """The cached declaration, rebuilt when due; requests arriving meanwhile wait for that one build."""
+        """The cached declaration, rebuilt when due; requests arriving meanwhile wait for that one build.
+
+        A body still due to be served is served without waiting for the lock. When the
+        inventory cannot be read, the last body built is served (stale beats an error on
+        a privacy page), and the failure is remembered for `RETRY_SECONDS`, so requests
+        in that time answer at once rather than queue to retry the read one by one.
+        """
+        key = (locale, form)
+        found = self._usable(key)
+        if found is not None:
+            return found
         async with self._lock:
+            found = self._usable(key)
+            if found is not None:
+                return found
             now = self._clock()
-            built = self._built.get((locale, form))
-            if built is None or not 0 <= now - built[0] < REFRESH_SECONDS:
+            try:
                 body, etag = await anyio.to_thread.run_sync(self._build, locale, form)
-                built = self._built[locale, form] = (now, body, etag)
+            except StoreError:
+                self._failed_at = now
+                stale = self._built.get(key)
+                if stale is None:
+                    raise
+                return stale[1], stale[2]
+            self._failed_at = None
+            self._built[key] = (now, body, etag)
+            return body, etag
+
+    def _usable(self, key: tuple[str, str]) -> tuple[bytes, bytes] | None:
+        """The body to serve for `key` without reading the store, if there is one; raises in a known outage.
+
+        Fresh if built less than `REFRESH_SECONDS` ago; during `RETRY_SECONDS` after a failed
+        read the last one built, however old, or `StoreError` when none was.
+        """
+        now = self._clock()
+        built = self._built.get(key)
+        if built is not None and 0 <= now - built[0] < REFRESH_SECONDS:
             return built[1], built[2]
+        if self._failed_at is not None and 0 <= now - self._failed_at < RETRY_SECONDS:
+            if built is None:
+                raise StoreError("the cookie inventory was unavailable moments ago")
+            return built[1], built[2]
+        return None
 
     def _build(self, locale: str, form: str) -> tuple[bytes, bytes]:
         vouched = [row for row in self._store.inventory() if row[2] in VOUCHED_SOURCES]
-        declaration = build_declaration(self._config, vouched, locale)
+        declaration = build_declaration(self._config, public_inventory(self._config, vouched), locale)
         body = (to_json(declaration, compact=True) if form == "json" else to_html(declaration)).encode("utf-8")
         return body, b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
 

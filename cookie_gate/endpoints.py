@@ -39,7 +39,7 @@ from cookie_gate.shown import SHORT_LENGTH, ShownDigests, shown_digests
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit, VisitResolver
-from cookie_gate.visitor_page import CSP as VISITOR_CSP, HeldRecord, VisitorPage
+from cookie_gate.visitor_page import CSP as VISITOR_CSP, MAX_HISTORY_SHOWN as MAX_HISTORY, HeldRecord, VisitorPage
 
 logger = logging.getLogger("cookie_gate.consent")
 ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
@@ -54,6 +54,8 @@ class _Choice(NamedTuple):
     next_path: str
     remember: bool
     method: str
+    #: The locale of the page the form was on (`/me?lang=ko`), which `_shown_to` prefers.
+    locale: str | None = None
 
 
 class BadRequest(Exception):
@@ -146,7 +148,7 @@ class Endpoints:
 
     async def _show(self, scope: Scope, send: Send) -> None:
         held = await self._held(scope)
-        await respond_json(send, 200, self._record(held.consent, held.history, held.consent_id))
+        await respond_json(send, 200, self._record(held.consent, held.history, held.consent_id, held.truncated))
 
     async def _held(self, scope: Scope) -> HeldRecord:
         """The record, checked against the log: a withdrawn cookie sent again shows as undecided.
@@ -160,15 +162,28 @@ class Endpoints:
             decision = visit.decision
             if decision is None or not visit.consent.decided:
                 break
-            history = await anyio.to_thread.run_sync(self.store.decisions, decision.consent_id)
-            withdrawn_at = max((r.decided_at for r in history if r.action == "withdraw"), default=None)
+            withdrawals = await anyio.to_thread.run_sync(self.store.withdrawals, [decision.consent_id])
+            withdrawn_at = withdrawals.get(decision.consent_id)
             if withdrawn_at is None or withdrawn_at < decision.decided_at:
-                return HeldRecord(visit.consent, history, visit.consent.consent_id)
+                history, truncated = await anyio.to_thread.run_sync(self._history, decision.consent_id)
+                return HeldRecord(visit.consent, history, visit.consent.consent_id, truncated, withdrawn_at)
             self._withdrawals.add(decision.consent_id, withdrawn_at)
             visit = self._visit(scope)
         withdrawn = [i for i, at in self._sent_decisions(scope) if self._withdrawals.withdrawn(i, at)]
-        history = await anyio.to_thread.run_sync(self.store.decisions, withdrawn[0]) if withdrawn else []
-        return HeldRecord(visit.consent, history, withdrawn[0] if withdrawn else visit.consent.consent_id)
+        if not withdrawn:
+            return HeldRecord(visit.consent, [], visit.consent.consent_id)
+        history, truncated = await anyio.to_thread.run_sync(self._history, withdrawn[0])
+        withdrawals = await anyio.to_thread.run_sync(self.store.withdrawals, withdrawn[:1])
+        return HeldRecord(visit.consent, history, withdrawn[0], truncated, withdrawals.get(withdrawn[0]))
+
+    def _history(self, consent_id: str) -> tuple[list[DecisionRecord], bool]:
+        """The newest `MAX_HISTORY` decisions under `consent_id`, oldest first, and whether there were more.
+
+        A visitor can log as many decisions as they like under their own id, so neither
+        an answer nor the store's lock grows with them.
+        """
+        history = self.store.decisions(consent_id, limit=MAX_HISTORY + 1)
+        return (history[1:], True) if len(history) > MAX_HISTORY else (history, False)
 
     def _sent_decisions(self, scope: Scope) -> list[tuple[str, int]]:
         """(consent id, decided at) of the validly signed consent cookies a request carries."""
@@ -183,7 +198,11 @@ class Endpoints:
         return found
 
     def _record(
-        self, consent: Consent, history: Iterable[DecisionRecord], consent_id: str | None = None
+        self,
+        consent: Consent,
+        history: Iterable[DecisionRecord],
+        consent_id: str | None = None,
+        truncated: bool = False,
     ) -> dict[str, Any]:
         return {
             "decided": consent.decided,
@@ -204,6 +223,8 @@ class Endpoints:
                 }
                 for r in history
             ],
+            #: The history holds only the newest `MAX_HISTORY` decisions (the log keeps every one).
+            "history_truncated": truncated,
         }
 
     async def _visitor_page(self, scope: Scope, send: Send) -> None:
@@ -245,19 +266,20 @@ class Endpoints:
         self._check_same_origin(scope, form=content_type == b"application/x-www-form-urlencoded")
         if content_type == b"application/json":
             is_form = False
-            accepted, action, next_path, remember, method = self._parse_json(await self._body(scope, receive))
+            choice = self._parse_json(await self._body(scope, receive))
         elif content_type == b"application/x-www-form-urlencoded":
             is_form = True
-            accepted, action, next_path, remember, method = self._parse_form(await self._body(scope, receive))
+            choice = self._parse_form(await self._body(scope, receive))
         else:
             raise BadRequest(415, "send application/json or application/x-www-form-urlencoded")
+        accepted, action, next_path, remember, method = choice[:5]
         if action == "withdraw":
-            await self._withdraw(scope, send, as_form_next=next_path if is_form else None)
+            await self._withdraw(scope, send, as_form_next=next_path if is_form else None, locale=choice.locale)
             return
         visit = self._visit(scope)
         now = int(self._clock())
-        locale, shown = self._shown_to(scope)
-        consent_id = visit.decision.consent_id if visit.decision is not None else new_consent_id()
+        locale, shown = self._shown_to(scope, choice.locale)
+        consent_id = _kept_consent_id(visit)
         decision = Decision(accepted | {NECESSARY}, self._config.policy_version, now, consent_id, shown[:SHORT_LENGTH])
         record = DecisionRecord(
             consent_id,
@@ -289,10 +311,11 @@ class Endpoints:
         if is_form:
             await respond(send, 303, headers=[(b"location", next_path.encode("utf-8")), *headers])
         else:
-            history = await anyio.to_thread.run_sync(self.store.decisions, consent_id)
-            await respond_json(send, 200, {**self._record(consent, history), "remember": remember}, headers)
+            history, truncated = await anyio.to_thread.run_sync(self._history, consent_id)
+            answer = self._record(consent, history, truncated=truncated)
+            await respond_json(send, 200, {**answer, "remember": remember}, headers)
 
-    async def _withdraw(self, scope: Scope, send: Send, as_form_next: str | None) -> None:
+    async def _withdraw(self, scope: Scope, send: Send, as_form_next: str | None, locale: str | None = None) -> None:
         """Log a withdrawal under every consent id the browser sent and clear every consent cookie.
 
         Each id is remembered as withdrawn, so a copy of the old cookie sent again is undecided.
@@ -301,7 +324,7 @@ class Endpoints:
         now = int(self._clock())
         withdrawn = list(dict.fromkeys(consent_id for consent_id, _ in visit.signed))[:MAX_CONSENT_COOKIES]
         if withdrawn:
-            locale, shown = self._shown_to(scope)
+            shown_in, shown = self._shown_to(scope, locale)
             records = [
                 DecisionRecord(
                     i,
@@ -311,7 +334,7 @@ class Endpoints:
                     self._config.policy_version,
                     visit.consent.gpc,
                     method="withdrawal",
-                    locale=locale,
+                    locale=shown_in,
                     shown=shown,
                 )
                 for i in withdrawn
@@ -327,10 +350,16 @@ class Endpoints:
         else:
             await respond_json(send, 200, self._record(self._visits.undecided(visit.consent.gpc), []), headers)
 
-    def _shown_to(self, scope: Scope) -> tuple[str, str]:
-        """The locale the banner was shown in (chosen as the banner chooses it) and its digest."""
+    def _shown_to(self, scope: Scope, page_locale: str | None = None) -> tuple[str, str]:
+        """The locale the choice was made in and the digest of the texts shown in it.
+
+        `page_locale` is the visitor page's own (its forms carry it, `/me?lang=ko`); without
+        it the banner's, chosen as the banner chooses it, by `Accept-Language`.
+        """
         config = self._config
-        locale = preferred_locale(header(scope, b"accept-language"), config.locales, config.default_locale)
+        locale = page_locale if page_locale in config.locales else None
+        if locale is None:
+            locale = preferred_locale(header(scope, b"accept-language"), config.locales, config.default_locale)
         return locale, self._shown.digest(locale)
 
     def _log_all(self, records: Iterable[DecisionRecord]) -> None:
@@ -512,13 +541,17 @@ class Endpoints:
         if remember_values[-1] not in ("yes", "no"):
             raise BadRequest(400, "form field remember must be yes or no")
         remember = remember_values[-1] == "yes"
+        lang_values = values.get("lang", [])
+        locale = lang_values[-1] if lang_values else None
+        if locale is not None and locale not in self._config.locales:
+            raise BadRequest(400, f"form field lang must be one of {', '.join(self._config.locales)}")
         action = actions[0]
         if action == "accept_all":
-            return _Choice(self._optional, action, next_path, remember, "form")
+            return _Choice(self._optional, action, next_path, remember, "form", locale)
         if action in ("reject_all", "withdraw"):
-            return _Choice(frozenset(), action, next_path, remember, "form")
+            return _Choice(frozenset(), action, next_path, remember, "form", locale)
         accepted = self._categories(values.get("accept", []), "accept")
-        return _Choice(accepted, _action_for(accepted, self._optional), next_path, remember, "form")
+        return _Choice(accepted, _action_for(accepted, self._optional), next_path, remember, "form", locale)
 
     # -- static ----------------------------------------------------------------------------
 
@@ -533,6 +566,21 @@ class Endpoints:
             await send({"type": "http.response.body", "body": b""})
             return
         await respond(send, 200, body, _STATIC_TYPES[name], headers, head_only=scope["method"] == "HEAD")
+
+
+def _kept_consent_id(visit: Visit) -> str:
+    """The id a new decision is logged under: the visitor's own, or a new one when that is in doubt.
+
+    A cookie tossed from a sibling subdomain beside the visitor's own could otherwise fix
+    the id, and whoever tossed it would read the victim's decisions with their copy; so the
+    id is kept only when exactly one valid consent cookie, and nothing conflicting, was
+    sent. A visitor with no cookie of their own who receives a tossed one cannot be told
+    from its owner: only a `__Host-` cookie name (see the README) keeps sibling hosts from
+    setting it at all.
+    """
+    if visit.decision is not None and not visit.conflicting and len(visit.signed) == 1:
+        return visit.decision.consent_id
+    return new_consent_id()
 
 
 def _action_for(accepted: frozenset[str], optional: frozenset[str]) -> str:

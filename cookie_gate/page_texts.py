@@ -16,7 +16,8 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "undecided": "You have not made a choice yet. Until you do, only the cookies allowed below are used.",
         "decided": "You made this choice on {decided}. It holds until {expires}, then you are asked again.",
         "withdrawn": "You withdrew your consent on {withdrawn}.",
-        "gpc": "Your browser sends Global Privacy Control: marketing stays refused unless you accept it here.",
+        "gpc": "Your browser sends Global Privacy Control: {categories} stay refused unless you accept them here.",
+        "gpc_none": "Your browser sends Global Privacy Control; no category here is refused for it alone.",
         "consent_id": "Consent id (quote it if you ask the site about your record)",
         "current": "Current choice",
         "category": "Purpose",
@@ -45,7 +46,7 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "done_saved": "Your choice is saved.",
         "done_withdrawn": "Your consent is withdrawn: cookies of the optional purposes were deleted.",
         "links": "More",
-        "more": "The latest {shown} of {total} decisions are shown.",
+        "more": "Only the latest {shown} decisions are shown; the log keeps the older ones too.",
         "gpc_col": "Global Privacy Control",
     },
     "ko": {
@@ -53,8 +54,10 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "undecided": "아직 선택하지 않으셨습니다. 선택하시기 전까지는 아래에서 허용된 쿠키만 사용합니다.",
         "decided": "{decided}에 선택하셨습니다. 이 선택은 {expires}까지 유지되며, 그 뒤에 다시 여쭙니다.",
         "withdrawn": "{withdrawn}에 동의를 철회하셨습니다.",
-        "gpc": "브라우저가 글로벌 개인정보 보호 제어(GPC) 신호를 보내므로, 여기서 허용하지 않는 한 마케팅은 "
-        "거부됩니다.",
+        "gpc": "브라우저가 글로벌 개인정보 보호 제어(GPC) 신호를 보내므로, 여기서 허용하지 않는 한 "
+        "{categories} 항목은 거부됩니다.",
+        "gpc_none": "브라우저가 글로벌 개인정보 보호 제어(GPC) 신호를 보내지만, 그 신호만으로 거부되는 항목은 "
+        "없습니다.",
         "consent_id": "동의 식별번호 (기록에 관해 문의하실 때 알려 주세요)",
         "current": "현재 선택",
         "category": "목적",
@@ -83,7 +86,7 @@ VISITOR: Mapping[str, Mapping[str, str]] = {
         "done_saved": "선택을 저장했습니다.",
         "done_withdrawn": "동의를 철회했습니다. 선택 항목의 쿠키는 삭제되었습니다.",
         "links": "더 보기",
-        "more": "전체 {total}건 중 최근 {shown}건을 보여 드립니다.",
+        "more": "최근 {shown}건만 보여 드립니다. 그 이전의 기록도 보관되어 있습니다.",
         "gpc_col": "글로벌 개인정보 보호 제어(GPC)",
     },
 }

@@ -66,6 +66,10 @@ class HeldRecord:
     history: Sequence[DecisionRecord]
     #: The id the history is logged under (a withdrawn cookie's, for an undecided visitor who sent one).
     consent_id: str | None
+    #: `history` holds only the newest decisions: the log has older ones under the id.
+    truncated: bool = False
+    #: When the id was last withdrawn, from the log (the history may be too short to show it).
+    withdrawn_at: int | None = None
 
 
 class VisitorPage:
@@ -99,11 +103,16 @@ class VisitorPage:
                 .replace("{expires}", self._time(consent.expires_at))
                 + "</p>"
             ]
-        withdrawn_at = max((r.decided_at for r in held.history if r.action == "withdraw"), default=None)
+        withdrawals = [r.decided_at for r in held.history if r.action == "withdraw"]
+        if held.withdrawn_at is not None:
+            withdrawals.append(held.withdrawn_at)
+        withdrawn_at = max(withdrawals, default=None)
         if not consent.decided and withdrawn_at is not None:
             status.append("<p>" + escape(w["withdrawn"]).replace("{withdrawn}", self._time(withdrawn_at)) + "</p>")
         if consent.gpc:
-            status.append(f"<p>{escape(w['gpc'])}</p>")
+            refused = [_text(c.label, locale) or c.name for c in config.categories if c.name in _gpc_refuses(config)]
+            gpc = w["gpc"].replace("{categories}", ", ".join(refused)) if refused else w["gpc_none"]
+            status.append(f"<p>{escape(gpc)}</p>")
         if held.consent_id:
             status.append(f"<p>{escape(w['consent_id'])}: <code>{escape(held.consent_id)}</code></p>")
         confirmation = ""
@@ -116,9 +125,11 @@ class VisitorPage:
             for c in config.categories
         )
         categories = "".join(self._category(c, locale, t, consent) for c in config.categories)
+        # The choice is logged in the page's locale, with the digest of the texts it showed.
+        lang_field = f'<input type="hidden" name="lang" value="{escape(locale, quote=True)}">'
         form_open = (
             f'<form method="post" action="{escape(base, quote=True)}/consent">'
-            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=saved">'
+            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=saved">{lang_field}'
         )
         remember = (
             f"<fieldset><legend>{t('remember')}</legend>"
@@ -139,7 +150,7 @@ class VisitorPage:
         withdraw = (
             f'<section aria-labelledby="withdraw"><h2 id="withdraw">{escape(w["withdraw_title"])}</h2>'
             f'<form method="post" action="{escape(base, quote=True)}/consent">'
-            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=withdrawn">'
+            f'<input type="hidden" name="next" value="{escape(here, quote=True)}&amp;done=withdrawn">{lang_field}'
             f"<p>{escape(w['withdraw_text'])}</p>"
             f'<button type="submit" name="action" value="withdraw">{t("withdraw")}</button></form></section>'
         )
@@ -167,7 +178,7 @@ class VisitorPage:
             f'<section aria-labelledby="current"><h2 id="current">{escape(w["current"])}</h2>'
             f'<table><thead><tr><th scope="col">{escape(w["category"])}</th><th scope="col">{escape(w["state"])}'
             f"</th></tr></thead><tbody>{current}</tbody></table></section>"
-            f"{change}{withdraw}{self._history(held.history, locale, w)}"
+            f"{change}{withdraw}{self._history(held, locale, w)}"
             f'<p class="muted">{escape(w["times"]).replace("{timezone}", escape(config.timezone))}</p>'
             f'<nav aria-label="{escape(w["links"], quote=True)}">{"".join(links)}</nav></main></body></html>'
         )
@@ -196,7 +207,8 @@ class VisitorPage:
             f"<dl>{facts}</dl></div></div>"
         )
 
-    def _history(self, history: Sequence[DecisionRecord], locale: str, w: Mapping[str, str]) -> str:
+    def _history(self, held: HeldRecord, locale: str, w: Mapping[str, str]) -> str:
+        history = held.history
         title = f'<section aria-labelledby="history"><h2 id="history">{escape(w["history"])}</h2>'
         if not history:
             return f"{title}<p>{escape(w['no_history'])}</p></section>"
@@ -215,8 +227,8 @@ class VisitorPage:
             for r in shown
         )
         more = ""
-        if len(history) > len(shown):
-            more = f'<p class="muted">{escape(w["more"].format(shown=len(shown), total=len(history)))}</p>'
+        if held.truncated or len(history) > len(shown):
+            more = f'<p class="muted">{escape(w["more"].format(shown=len(shown)))}</p>'
         head = "".join(
             f'<th scope="col">{escape(w[k])}</th>' for k in ("when", "action", "accepted", "policy_version", "gpc_col")
         )
@@ -229,6 +241,15 @@ class VisitorPage:
         local = when.astimezone(self._zone)
         iso = when.isoformat().replace("+00:00", "Z")
         return f'<time datetime="{iso}">{local.strftime("%Y-%m-%d %H:%M")}</time>'
+
+
+def _gpc_refuses(config: Config) -> frozenset[str]:
+    """The categories an undecided visitor who sends GPC has refused: what `VisitResolver` applies.
+
+    Opt-in refuses every optional category until a choice anyway; opt-out refuses marketing.
+    """
+    optional = frozenset(config.category_names) - {NECESSARY}
+    return optional if config.mode == "opt-in" else optional & {"marketing"}
 
 
 def _nonce(nonce: str | None) -> str:

@@ -12,7 +12,7 @@ import io
 import json
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -23,8 +23,9 @@ from cookie_gate.classify import TRUNCATED
 from cookie_gate.cli import main
 from cookie_gate.config import Config, load_config
 from cookie_gate.declaration import COLUMNS, FORMATS, Declaration, build_declaration, render
-from cookie_gate.declaration_endpoint import REFRESH_SECONDS, prefers_json
-from cookie_gate.store.sql import StatsBatch
+from cookie_gate.declaration_endpoint import REFRESH_SECONDS, RETRY_SECONDS, DeclarationEndpoint, prefers_json
+from cookie_gate.store import StoreError
+from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock
 from tests.conftest import GateFactory
@@ -350,11 +351,11 @@ async def test_the_endpoint_serves_html_or_json_publicly_cacheable(
     assert page.headers["content-language"] == "ko"
     assert "set-cookie" not in page.headers
     cells = html_tables(page.text)
-    assert "_ga_AB12" in {row[0] for row in cells.rows}
+    assert "_ga_*" in {row[0] for row in cells.rows}
     assert "개인정보 자동 수집 장치의 설치·운영 및 거부에 관한 사항" in page.text
     assert page.text.startswith('<section class="cookie-gate-declaration" lang="ko">')
     data = (await client.get(DECLARATION, headers={"accept": "application/json", "accept-language": "ko"})).json()
-    assert data["locale"] == "ko" and "_ga_AB12" in {c["name"] for c in data["cookies"]}
+    assert data["locale"] == "ko" and "_ga_*" in {c["name"] for c in data["cookies"]}
     english = await client.get(DECLARATION + "?lang=en", headers={"accept-language": "ko"})
     assert english.headers["content-language"] == "en" and "Cookies on this site" in english.text
     assert (await client.get(DECLARATION + "?lang=<script>")).headers["content-language"] == "en"
@@ -377,13 +378,13 @@ async def test_a_new_cookie_shows_once_the_cached_declaration_is_due(
     middleware = gate([], clock=clock)
     client = client_for(middleware)
     first = await client.get(DECLARATION, headers={"accept": "application/json"})
-    middleware.store.add_stats(StatsBatch(cookies={"newcomer": ("necessary", "catalogue", "2026-12-01")}))
+    middleware.store.add_stats(StatsBatch(cookies={"PHPSESSID": ("necessary", "catalogue", "2026-12-01")}))
     clock.now += REFRESH_SECONDS - 1
     cached = await client.get(DECLARATION, headers={"accept": "application/json"})
     assert cached.headers["etag"] == first.headers["etag"], "one inventory read per interval, however many fetches"
     clock.now += 1
     fresh = await client.get(DECLARATION, headers={"accept": "application/json"})
-    assert "newcomer" in {c["name"] for c in fresh.json()["cookies"]}
+    assert "PHPSESSID" in {c["name"] for c in fresh.json()["cookies"]}
     assert fresh.headers["etag"] != first.headers["etag"]
 
 
@@ -411,6 +412,29 @@ async def test_the_public_declaration_publishes_no_name_a_stranger_could_have_ma
 
 
 @pytest.mark.anyio
+async def test_the_public_declaration_folds_names_a_prefix_rule_files_into_the_pattern(
+    gate: GateFactory, client_for: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = "Visit-evil.example-for-FREE-money"
+    middleware = gate([], config=settings_file(tmp_path), clock=SteppedClock(1_764_600_000.0))
+    client = client_for(middleware)
+    cookies = f"_ga_{marker}=1; _ga_Other-{marker}=1; AMCV_{marker}=1; _gid=1; csrftoken=1"
+    await client.get("/", headers={"cookie": cookies})
+    assert middleware.statistics is not None and middleware.statistics.writer.flush()
+    assert f"_ga_{marker}" in {row[0] for row in middleware.store.inventory()}
+    page = await client.get(DECLARATION, headers={"accept": "application/json"})
+    assert marker not in page.text
+    names = [c["name"] for c in page.json()["cookies"]]
+    assert names.count("_ga_*") == 1, "the site's pattern, once, for every name it files"
+    assert "AMCV_*" in names, "the catalogue's prefix rule, named by its pattern"
+    assert {"_gid", "csrftoken"} <= set(names), "exact names stay as they are"
+    assert marker not in (await client.get(DECLARATION)).text
+    # The admin still sees every name.
+    assert main(["--store", middleware.config.store, "cookies", "--format", "json"]) == 0
+    assert f"_ga_{marker}" in capsys.readouterr().out
+
+
+@pytest.mark.anyio
 async def test_many_requests_at_once_read_the_inventory_once(gate: GateFactory, client_for: Any) -> None:
     middleware = gate([], clock=SteppedClock(1_764_600_000.0))
     reads = []
@@ -427,6 +451,75 @@ async def test_many_requests_at_once_read_the_inventory_once(gate: GateFactory, 
         for _ in range(20):
             group.start_soon(client.get, DECLARATION)
     assert len(reads) == 1
+
+
+class FlakyInventory:
+    """A store double whose inventory reads are counted and fail while `down`."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.down = False
+
+    def inventory(self) -> list[tuple[str, str, str, str, str]]:
+        self.reads += 1
+        if self.down:
+            raise StoreError("down")
+        return [("_ga", "analytics", "site", "2026-11-01", "2026-12-01")]
+
+
+async def fetch(endpoint: DeclarationEndpoint, query: bytes = b"") -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await endpoint({"type": "http", "method": "GET", "headers": [], "query_string": query}, send)
+    return sent
+
+
+@pytest.mark.anyio
+async def test_during_an_outage_requests_answer_at_once_and_the_last_good_body_is_served() -> None:
+    clock = SteppedClock(1_764_600_000.0)
+    store = FlakyInventory()
+    endpoint = DeclarationEndpoint(config(), cast(SQLStore, store), clock)
+    store.down = True
+    answers: list[int] = []
+
+    async def one() -> None:
+        answers.append((await fetch(endpoint))[0]["status"])
+
+    async with anyio.create_task_group() as group:
+        for _ in range(6):
+            group.start_soon(one)
+    assert answers == [503] * 6 and store.reads == 1, "one failed read answers every request of the outage"
+    clock.now += RETRY_SECONDS
+    store.down = False
+    good = await fetch(endpoint)
+    assert good[0]["status"] == 200 and b"_ga" in good[1]["body"] and store.reads == 2
+    # Due again while the store is down: the last good body, and the next requests do not retry.
+    clock.now += REFRESH_SECONDS
+    store.down = True
+    for _ in range(3):
+        stale = await fetch(endpoint)
+        assert stale[0]["status"] == 200 and stale[1]["body"] == good[1]["body"]
+    assert store.reads == 3
+
+
+@pytest.mark.anyio
+async def test_a_fresh_declaration_is_served_while_another_is_being_built() -> None:
+    store = FlakyInventory()
+    endpoint = DeclarationEndpoint(config(), cast(SQLStore, store), SteppedClock(1_764_600_000.0))
+    assert (await fetch(endpoint))[0]["status"] == 200
+    answered: list[int] = []
+
+    async def one() -> None:
+        answered.append((await fetch(endpoint))[0]["status"])
+
+    async with endpoint._lock, anyio.create_task_group() as group:  # a rebuild in progress
+        group.start_soon(one)
+        await anyio.wait_all_tasks_blocked()
+        assert answered == [200], "a body still valid never waits for a build"
+    assert store.reads == 1
 
 
 def test_names_blocked_as_undeclared_are_declared_as_such() -> None:

@@ -13,6 +13,8 @@ from starlette.routing import Route
 from cookie_gate.asgi import Receive, Scope, Send
 from cookie_gate.cookies import MAX_EXPIRED_PER_RESPONSE, MAX_EXPIRY_BYTES, DomainVariants
 from cookie_gate.endpoints import Endpoints
+from cookie_gate.store import DecisionRecord
+from cookie_gate.visitor_page import MAX_HISTORY_SHOWN as MAX_HISTORY
 from tests.clocks import suite_clock
 from tests.conftest import (
     HOST,
@@ -105,6 +107,37 @@ async def test_the_record_holds_the_history_of_decisions_under_one_id(gate: Gate
     ]
     assert shown["decided_at"] == history[-1]["decided_at"]
     assert isinstance(shown["expires_at"], str) and shown["expires_at"] > str(shown["decided_at"])
+
+
+async def test_a_long_history_is_capped_to_the_newest_decisions_and_says_so(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    middleware = gate(ROUTES)
+    client = client_for(middleware)
+    cookie = await consent_cookie(client, [])
+    consent_id = (await record(client, cookie))["consent_id"]
+    assert isinstance(consent_id, str)
+    first = (await record(client, cookie))["history"]
+    assert isinstance(first, list) and len(first) == 1
+    long_ago = 1_000_000_000  # before the visitor's own decision
+    for n in range(MAX_HISTORY + 50):
+        middleware.store.log_decision(
+            DecisionRecord(consent_id, long_ago + n, "custom", ("necessary",), f"p{n}", False)
+        )
+    client.cookies.clear()
+    shown = await record(client, cookie)
+    history = shown["history"]
+    assert isinstance(history, list) and len(history) == MAX_HISTORY and shown["history_truncated"] is True
+    # The newest ones, oldest first as before: of 251, the 51 oldest are left out.
+    assert [h["policy_version"] for h in history[:2]] == ["p51", "p52"]
+    assert history[-1]["action"] == "reject_all"
+    answer = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": cookie})
+    assert len(answer.json()["history"]) == MAX_HISTORY and answer.json()["history_truncated"] is True
+    assert answer.json()["history"][-1]["action"] == "custom"
+    client.cookies.clear()
+    page = await client.get("/_cookie_gate/me?lang=en", headers={"cookie": cookie})
+    assert f"Only the latest {MAX_HISTORY} decisions are shown" in page.text
+    assert (await record(client, await consent_cookie(client, [])))["history_truncated"] is False
 
 
 async def test_an_undecided_visitor_sees_an_empty_record(gate: GateFactory, client_for: Clients) -> None:
@@ -490,6 +523,34 @@ async def test_a_decision_replaces_consent_cookies_tossed_under_a_parent_domain(
         "Domain=example.co.kr",
     ]
     assert consent[-1].startswith("cookie_gate=2:") and "Max-Age=0" not in consent[-1]
+
+
+async def test_a_tossed_cookie_beside_the_visitors_own_does_not_fix_their_consent_id(
+    gate: GateFactory, client_for: Clients
+) -> None:
+    middleware = gate(ROUTES)
+    tossed = await consent_cookie(client_for(middleware), "all")
+    mine = await consent_cookie(client_for(middleware), [])
+    client = client_for(middleware)
+
+    async def shown_id(cookie: str) -> object:
+        client.cookies.clear()
+        return (await record(client, cookie))["consent_id"]
+
+    attackers_id, my_id = await shown_id(tossed), await shown_id(mine)
+    assert attackers_id != my_id
+    for both in (f"{tossed}; {mine}", f"{mine}; {tossed}"):
+        client.cookies.clear()
+        response = await client.post(CONSENT, json={"accept": ["analytics"]}, headers={"cookie": both})
+        assert response.status_code == 200
+        assert response.json()["consent_id"] not in (attackers_id, my_id)
+    client.cookies.clear()
+    seen_by_attacker = (await record(client, tossed))["history"]
+    assert isinstance(seen_by_attacker, list) and [h["action"] for h in seen_by_attacker] == ["accept_all"]
+    # One cookie of one's own keeps its id, so the history stays under it.
+    client.cookies.clear()
+    again = await client.post(CONSENT, json={"accept": []}, headers={"cookie": mine})
+    assert again.json()["consent_id"] == my_id
 
 
 async def test_withdrawal_withdraws_every_consent_cookie_the_browser_sent(

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from cookie_gate.asgi import Receive, Scope, Send
+from cookie_gate.shown import shown_digests
 from tests.clocks import SteppedClock
 from tests.conftest import HOST, GateFactory, http_scope, kept_cookie, run_asgi
 
@@ -252,6 +253,44 @@ async def test_withdrawing_through_the_page_clears_the_choice_and_a_replayed_coo
     assert replayed.change.boxes == {"preferences": False, "analytics": False, "marketing": False}
 
 
+async def test_a_choice_made_on_the_korean_page_is_logged_in_korean_whatever_the_browser_prefers(
+    gate: GateFactory, client_for: Clients, clock: SteppedClock
+) -> None:
+    middleware = gate([], clock=clock, categories=CATEGORIES)
+    client = client_for(middleware)
+    _, page = await visit(client, f"{ME}?lang=ko", **{"accept-language": "en"})
+    assert ("lang", "ko") in page.change.fields and ("lang", "ko") in page.withdraw.fields
+    headers = {"accept-language": "en"}
+    saved = await client.post(
+        page.change.action,
+        content=urlencode(page.change.submission("accept_all")),
+        headers={"content-type": "application/x-www-form-urlencoded", **ORIGIN, **headers},
+    )
+    assert saved.status_code == 303
+    clock.now += 60
+    withdrawn = await client.post(
+        page.withdraw.action,
+        content=urlencode(page.withdraw.submission("withdraw")),
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            **ORIGIN,
+            **headers,
+            "cookie": kept_cookie(saved),
+        },
+    )
+    assert withdrawn.status_code == 303
+    digests = shown_digests(middleware.config).by_locale
+    assert digests["ko"] != digests["en"]
+    logged = [(r.action, r.locale, r.shown) for r in middleware.store.consent_log()]
+    assert logged == [("accept_all", "ko", digests["ko"]), ("withdraw", "ko", digests["ko"])]
+    forged = await client.post(
+        page.change.action,
+        content=urlencode([*page.change.submission("accept_all"), ("lang", "xx")]),
+        headers={"content-type": "application/x-www-form-urlencoded", **ORIGIN},
+    )
+    assert forged.status_code == 400 and "lang" in forged.text
+
+
 async def test_the_pages_forms_obey_the_same_origin_rule(client: httpx.AsyncClient) -> None:
     _, page = await visit(client)
     data = page.change.submission("accept_all")
@@ -266,6 +305,25 @@ async def test_the_pages_forms_obey_the_same_origin_rule(client: httpx.AsyncClie
 async def test_global_privacy_control_is_explained(client: httpx.AsyncClient) -> None:
     _, page = await visit(client, **{"sec-gpc": "1"})
     assert "Your browser sends Global Privacy Control" in page.words
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("opt-out", "Marketing stay refused"), ("opt-in", "Preferences, Analytics, Marketing stay refused")],
+)
+async def test_the_gpc_sentence_names_what_gpc_refuses_in_this_configuration(
+    gate: GateFactory, client_for: Clients, mode: str, expected: str
+) -> None:
+    client = client_for(gate([], mode=mode, categories=CATEGORIES))
+    _, page = await visit(client, f"{ME}?lang=en", **{"sec-gpc": "1"})
+    assert expected in page.words
+    record = (await client.get("/_cookie_gate/consent", headers={"sec-gpc": "1"})).json()
+    labels = {"preferences": "Preferences", "analytics": "Analytics", "marketing": "Marketing"}
+    refused = [labels[name] for name, allowed in record["categories"].items() if not allowed and name in labels]
+    stated = page.words.split("Global Privacy Control")[1].split(".")[0]
+    assert all(label in stated for label in refused) and not any(
+        label in stated for label in set(labels.values()) - set(refused)
+    ), "the page says what the gate does"
 
 
 async def test_the_sites_texts_are_escaped(gate: GateFactory, client_for: Clients) -> None:

@@ -253,17 +253,26 @@ class SQLStore:
                 ),
             )
 
-    def decisions(self, consent_id: str) -> list[DecisionRecord]:
+    #: The decisions `decisions` returns unless asked for another number.
+    MAX_HISTORY = 200
+
+    def decisions(self, consent_id: str, *, limit: int = MAX_HISTORY) -> list[DecisionRecord]:
+        """The newest `limit` decisions logged under `consent_id`, oldest first.
+
+        Bounded because anyone can log as many decisions under their own id as they like,
+        and the read holds the store's lock: ask for one more than you show to learn
+        whether there were more (`consent_log` reads the whole log, a page at a time).
+        """
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute(
                 self._sql(
-                    f"SELECT {_DECISION_COLUMNS} FROM cookie_gate_consent_log"
-                    f" WHERE consent_id = ? ORDER BY decided_at, {self.order_column}"
+                    f"SELECT {_DECISION_COLUMNS} FROM cookie_gate_consent_log WHERE consent_id = ?"
+                    f" ORDER BY decided_at DESC, {self.order_column} DESC LIMIT ?"
                 ),
-                (consent_id,),
+                (consent_id, max(0, limit)),
             )
             rows = cursor.fetchall()
-        return [_decision_record(row) for row in rows]
+        return [_decision_record(row) for row in reversed(rows)]
 
     def consent_log(
         self, *, since: int | None = None, consent_id: str | None = None, page: int = EXPORT_PAGE
