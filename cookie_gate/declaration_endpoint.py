@@ -7,10 +7,10 @@ An HTML fragment (one `<section>`, no style, no script) by default, JSON when th
 from the store's inventory at most every `REFRESH_SECONDS`, so a page embedding it
 costs one inventory read per interval, however often it is fetched.
 
-The public page lists only names someone vouched for (the site's configuration, the
-built-in catalogue, the gateway itself, or a framework's generic names). A name that
-nobody declared may have been made up by any visitor, and a privacy page must not
-publish text a stranger chose. For the same reason a name is shown verbatim only
+The public page lists only names a rule vouches for today (the site's configuration,
+the built-in catalogue, the gateway itself). A name that nobody declared may have been
+made up by any visitor, and a privacy page must not publish text a stranger chose.
+For the same reason a name is shown verbatim only
 when an exact rule names it: everything after `_ga_` is the visitor's, so the names a
 prefix or suffix rule files share one row named by the pattern (`_ga_*`,
 `declaration.public_inventory`). `cookie-gate cookies --format ...` shows the admin
@@ -33,8 +33,6 @@ from cookie_gate.declaration import build_declaration, public_inventory, to_html
 from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore
 
-#: Who filed a name for it to be published (see the module docstring): never "unknown" or a suspicion.
-VOUCHED_SOURCES = frozenset({"site", "catalogue", "gateway", "generic"})
 #: How long a built declaration is served before the inventory is read again; also its max-age.
 REFRESH_SECONDS = 300
 #: How long after a failed inventory read requests are answered without trying again.
@@ -140,8 +138,7 @@ class DeclarationEndpoint:
         return None
 
     def _build(self, locale: str, form: str) -> tuple[bytes, bytes]:
-        vouched = [row for row in self._store.inventory() if row[2] in VOUCHED_SOURCES]
-        declaration = build_declaration(self._config, public_inventory(self._config, vouched), locale)
+        declaration = build_declaration(self._config, public_inventory(self._config, self._store.inventory()), locale)
         body = (to_json(declaration, compact=True) if form == "json" else to_html(declaration)).encode("utf-8")
         return body, b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
 
