@@ -230,6 +230,24 @@ async def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(gate: Gate
     assert '=HYPERLINK("http://evil.example")' in {r["path"] for r in as_json}
 
 
+async def test_control_and_bidi_characters_never_reach_an_export_raw(gate: GateFactory, client_for: Clients) -> None:
+    """The same rule as the consent log's CSV: escaped for a terminal, then made formula-safe; a
+    cell that starts with `'` gets one more, so dropping one gives the value back."""
+    middleware = dashboard(gate)
+    for path in ("/\u202egnp.exe", "/\x1b[2Jfake", "'quoted"):
+        views(middleware.store, {date(2026, 11, 30): 1}, path=path)
+    client = client_for(middleware)
+    as_csv = await client.get("/_cookie_gate/admin/export/pages.csv?days=7", headers=AUTH)
+    assert {row["path"] for row in csv.DictReader(io.StringIO(as_csv.text))} == {
+        "/\\u202egnp.exe",
+        "/\\x1b[2Jfake",
+        "''quoted",
+    }
+    as_json = await client.get("/_cookie_gate/admin/export/pages.json?days=7", headers=AUTH)
+    assert "\u202e" not in as_json.text and "\x1b" not in as_json.text
+    assert {r["path"] for r in as_json.json()} == {"/\u202egnp.exe", "/\x1b[2Jfake", "'quoted"}
+
+
 # -- languages -----------------------------------------------------------------------------------
 
 

@@ -23,11 +23,12 @@ from cookie_gate import CookieGateMiddleware
 from cookie_gate.cli import main
 from cookie_gate.config import ConfigError, load_config
 from cookie_gate.consent import NECESSARY, ConsentCodec, Decision
-from cookie_gate.proof import COLUMNS, csv_cell
+from cookie_gate.proof import COLUMNS
 from cookie_gate.shown import SHORT_LENGTH, shown_digests
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import DecisionRecord
 from cookie_gate.store.sqlite import SQLiteStore
+from cookie_gate.terminal import spreadsheet_cell
 from tests.clocks import SteppedClock
 from tests.conftest import HOST, SECRET, GateFactory, kept_cookie, set_cookies
 
@@ -297,8 +298,9 @@ def test_a_late_page_of_the_export_reads_about_as_much_as_the_first(tmp_path: Pa
 
 @given(st.text())
 def test_a_csv_cell_comes_back_whole_and_never_starts_a_formula(text: str) -> None:
-    cell = csv_cell(text)
-    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    cell = spreadsheet_cell(text)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n"))
+    assert cell.isprintable()
     if text.isprintable() and "\\" not in text:
         assert (cell[1:] if cell.startswith("'") else cell) == text
 

@@ -1,10 +1,10 @@
 """Every table the dashboard shows, as rows, and as CSV or JSON to download.
 
 The tables are derived from the report (and the cookie inventory) only, so an export
-always says what the page says. CSV cells a visitor controls (paths, referrers,
-browser and cookie names) that begin with `=`, `+`, `-`, `@`, a tab or a carriage
-return are prefixed with `'`: a spreadsheet would otherwise run them as a formula
-(CSV injection, OWASP). JSON needs no such care.
+always says what the page says. Text a visitor controls (paths, referrers, browser and
+cookie names) is made safe as everywhere else (`cookie_gate.terminal`): in CSV control
+and bidi characters are escaped and a cell a spreadsheet would run as a formula gets a
+leading `'`; in JSON they are `\\u` escapes, which decode to the same value.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 from cookie_gate.classify import TRUNCATED
 from cookie_gate.consent import NECESSARY
 from cookie_gate.stats.report import ACTIONS, WEEKDAYS
+from cookie_gate.terminal import printable_json, spreadsheet_cell
 
 #: An inventory row: (name, category, filed by, first seen day, last seen day).
 InventoryRow = tuple[str, str, str, str, str]
 Cell = str | int | float
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SUSPECTED = "suspected tracker"
 
 
@@ -146,10 +146,8 @@ def as_csv(data: Table) -> bytes:
 
 
 def as_json(data: Table) -> bytes:
-    return json.dumps(data.records(), ensure_ascii=False).encode("utf-8")
+    return printable_json(json.dumps(data.records(), ensure_ascii=False)).encode("utf-8")
 
 
 def _neutralised(cell: Cell) -> Cell:
-    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
-        return "'" + cell
-    return cell
+    return spreadsheet_cell(cell) if isinstance(cell, str) else cell
