@@ -409,27 +409,26 @@ async def test_with_statistics_off_the_consent_log_is_still_purged_daily(gate: G
     """No writer, no writer tick: lifespan startup starts the daily retention of its own, and
     lifespan shutdown stops it."""
     now = at("2026-12-01T09:00")
-    middleware = gate([], statistics=False, consent_log_retention_days=400, clock=SteppedClock(now))
+    started = False
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal started
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        started = _wait_for(lambda: _logged_ids(middleware.store) == ["kept"])
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    middleware = gate(app, statistics=False, consent_log_retention_days=400, clock=SteppedClock(now))
     store = middleware.store
     for consent_id, age_days in (("too-old", 401), ("kept", 399)):
         store.log_decision(
             DecisionRecord(consent_id, int(now) - age_days * 86400, "accept_all", ("necessary",), "1", False)
         )
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
-    started = False
 
     async def receive() -> dict[str, str]:
         return next(messages)
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        nonlocal started
-        await receive()
-        await send({"type": "lifespan.startup.complete"})
-        started = _wait_for(lambda: _logged_ids(store) == ["kept"])
-        await receive()
-        await send({"type": "lifespan.shutdown.complete"})
-
-    middleware.app = app
 
     async def send(message: Any) -> None:
         pass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import logging
 import time
 from datetime import UTC
 from email.utils import format_datetime
@@ -25,7 +24,6 @@ from cookie_gate.stats.writer import StatsWriter
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit
 
-logger = logging.getLogger("cookie_gate.stats")
 ANALYTICS = "analytics"
 
 

@@ -94,10 +94,11 @@ class DailyRetention:
         _LIVE.add(self)
 
     def start(self) -> None:
+        """Start the thread; one stopped but still in a purge is told to carry on instead."""
         with self._lock:
-            if self.thread is not None:
-                return
             self._stop.clear()
+            if self.thread is not None and self.thread.is_alive():
+                return
             self.thread = threading.Thread(target=self._run, name="cookie-gate-retention", daemon=True)
             self.thread.start()
 
