@@ -116,7 +116,7 @@ class Dashboard:
             return
         inventory = await anyio.to_thread.run_sync(self._store.inventory)
         if export is not None:
-            rows = table(export[1], report, inventory)
+            rows = table(export[1], report, inventory, [c.name for c in self._categories])
             name = f"cookie-gate-{export[1]}-{report['period']['from']}-{report['period']['to']}.{export[2]}"
             headers = [
                 (b"cache-control", b"no-store"),

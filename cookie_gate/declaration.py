@@ -34,7 +34,7 @@ from cookie_gate.config import Category, Config
 from cookie_gate.consent import NECESSARY
 from cookie_gate.page_texts import DECLARATION, words
 from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE, LIFETIME_MONTHS
-from cookie_gate.terminal import printable
+from cookie_gate.terminal import formula_safe, printable
 
 #: An inventory row as `SQLStore.inventory()` returns it: name, category, source, first seen, last seen.
 InventoryRow = tuple[str, str, str, str, str]
@@ -342,7 +342,7 @@ def to_csv(declaration: Declaration) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([declaration.headings[c] for c in COLUMNS])
     for cookie in declaration.cookies:
-        writer.writerow([csv_cell(cell(cookie, c)) for c in COLUMNS])
+        writer.writerow([formula_safe(cell(cookie, c)) for c in COLUMNS])
     return out.getvalue()
 
 

@@ -36,7 +36,9 @@ from cookie_gate.hosts import AllowedHosts, request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable, weak_etag
 from cookie_gate.placement import BannerPlacement, BannerSource, request_nonce
 from cookie_gate.shown import shown_digests
+from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
+from cookie_gate.stats.retention import DailyRetention, Retention
 from cookie_gate.store import StoreError, open_store, start_store_check
 from cookie_gate.visit import Visit, VisitResolver
 from cookie_gate.withdrawals import Withdrawals
@@ -128,6 +130,12 @@ class CookieGateMiddleware:
         self.statistics = (
             Statistics(settings, self.store, self.classifier.new_names, clock=clock) if settings.statistics else None
         )
+        #: With statistics off there is no writer whose tick runs the daily purge: a thread of its own does.
+        self.retention = (
+            DailyRetention(Retention(settings, self.store, SiteClock(settings.timezone)), clock)
+            if self.statistics is None
+            else None
+        )
         writer_health = self.statistics.writer.health if self.statistics is not None else None
         self.endpoints = Endpoints(
             settings,
@@ -157,6 +165,9 @@ class CookieGateMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            retention = self.retention
+            if retention is not None and retention.thread is None:  # lifespan never came, or a forked worker
+                retention.start()
             path = scope["path"]
             root = scope.get("root_path")
             if root and path.startswith(root):
@@ -173,8 +184,9 @@ class CookieGateMiddleware:
             await self.app(scope, receive, send)
 
     def _lifespan_responder(self, send: Send) -> Send:
-        """Start the statistics writer early (its first round checks the store); on shutdown
-        flush every queued event within `shutdown_timeout`, then release the store.
+        """Start the statistics writer early (its first round checks the store), or with
+        statistics off the daily retention thread; on shutdown flush every queued event within
+        `shutdown_timeout`, stop the retention thread, then release the store.
 
         Lifespan may never come (mounted sub-apps, Django, some servers): the writer also
         starts by itself on the first page view, and is stopped at interpreter exit.
@@ -187,6 +199,8 @@ class CookieGateMiddleware:
                     self.statistics.writer.start()
                 else:
                     start_store_check(self.store)
+                if self.retention is not None:
+                    self.retention.start()
             elif kind == "lifespan.shutdown.complete":
                 # One deadline for the flush and the close: a writer stuck in a hung store holds
                 # the store's lock, and is never waited for past it. Both run on threads of their
@@ -196,6 +210,11 @@ class CookieGateMiddleware:
                 if self.statistics is not None:
                     stop = self.statistics.writer.stop
                     await anyio.to_thread.run_sync(stop, max(deadline - time.monotonic(), 0.0), limiter=limiter)
+                if self.retention is not None:
+                    stop_retention = self.retention.stop
+                    await anyio.to_thread.run_sync(
+                        stop_retention, max(deadline - time.monotonic(), 0.0), limiter=limiter
+                    )
                 close = self.store.close
                 await anyio.to_thread.run_sync(close, max(deadline - time.monotonic(), 0.0), limiter=limiter)
             await send(message)

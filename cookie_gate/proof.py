@@ -7,10 +7,13 @@ Control was on, and the digest of the banner shown (`cookie_gate.shown`), which 
 configuration of the day proves the words and cookie lists the choice was made on.
 
 Rows are streamed, one store page at a time. Every cell is made safe to print on a
-terminal (`cookie_gate.terminal`), and a CSV cell that a spreadsheet would run as a
-formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return; consent ids may
-start with `-`) gets a leading `'`, as does one that starts with `'` itself, so a reader
-gets the exact value back by dropping one leading `'`.
+terminal, and a CSV cell that a spreadsheet would run as a formula (consent ids may start
+with `-`) gets a leading `'` (`cookie_gate.terminal.spreadsheet_cell`).
+
+An export is read a page at a time, each page a query of its own: it shows the rows
+committed by the time each page is read. On a live PostgreSQL store a decision committed
+after a page was read but with an earlier time than that page's last row (a slow
+transaction) is not in this export; a later export has it.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from cookie_gate.store import DecisionRecord
-from cookie_gate.terminal import printable, printable_json
+from cookie_gate.terminal import printable_json, spreadsheet_cell
 
 COLUMNS = ("consent_id", "decided_at", "action", "categories", "policy_version", "gpc", "method", "locale", "shown")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def export_row(record: DecisionRecord) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def write_csv(records: Iterable[DecisionRecord], out: TextIO) -> int:
         row = export_row(record)
         row["categories"] = " ".join(row["categories"])
         row["gpc"] = "true" if row["gpc"] else "false"
-        writer.writerow([csv_cell(str(row[column])) for column in COLUMNS])
+        writer.writerow([spreadsheet_cell(str(row[column])) for column in COLUMNS])
         count += 1
     return count
 
@@ -67,9 +69,3 @@ def write_json(records: Iterable[DecisionRecord], out: TextIO) -> int:
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count
-
-
-def csv_cell(text: str) -> str:
-    """`text` safe for a terminal and for a spreadsheet (see the module's docstring)."""
-    text = printable(text)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text

@@ -88,6 +88,8 @@ def gate(store_url: str) -> Iterator[GateFactory]:
     for middleware in built:
         if middleware.statistics is not None:
             middleware.statistics.writer.stop()
+        if middleware.retention is not None:
+            middleware.retention.stop()
         middleware.store.close()
 
 

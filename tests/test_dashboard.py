@@ -123,6 +123,29 @@ async def test_consent_decisions_per_day_and_the_opt_in_rate_per_category(
     assert re.search(r'<th scope="row">Analytics</th><td class="n">3</td><td class="n">75\.0%</td>', html)
 
 
+async def test_the_opt_in_exports_list_the_categories_the_page_shows(gate: GateFactory, client_for: Clients) -> None:
+    """Every configured category but `necessary`, at 0 when nobody accepted it, on the page and in
+    both consent exports alike."""
+    middleware = dashboard(gate)
+    decide(middleware.store, date(2026, 11, 20), "custom", "analytics")
+    decide(middleware.store, date(2026, 11, 20), "reject_all")
+    client = client_for(middleware)
+    period = "from=2026-11-20&to=2026-11-26"
+    html = (await client.get(f"/_cookie_gate/admin?{period}", headers=AUTH)).text
+    on_page = re.findall(r'<tr><th scope="row">([^<]+)</th><td class="n">(\d+)</td><td class="n">([\d.]+)%</td>', html)
+    opt_in = (await client.get(f"/_cookie_gate/admin/export/opt_in.json?{period}", headers=AUTH)).json()
+    assert [(r["category"], r["accepted"], r["opt-in rate"]) for r in opt_in] == [
+        ("analytics", 1, 0.5),
+        ("marketing", 0, 0.0),
+        ("preferences", 0, 0.0),
+    ]
+    assert [(label.lower(), int(n), float(rate) / 100) for label, n, rate in on_page] == [
+        (r["category"], r["accepted"], r["opt-in rate"]) for r in opt_in
+    ]
+    daily = (await client.get(f"/_cookie_gate/admin/export/consent_daily.json?{period}", headers=AUTH)).json()
+    assert [c for c in daily[0] if c.startswith("opt-in rate")] == [f"opt-in rate {r['category']}" for r in opt_in]
+
+
 async def test_decisions_fall_on_the_sites_own_day_even_at_a_quarter_hour_offset(
     gate: GateFactory, client_for: Clients
 ) -> None:
@@ -180,10 +203,12 @@ async def test_every_export_parses_back_to_the_reports_numbers(gate: GateFactory
     consent = report["consent"]
     for action, n in consent["decisions"].items():
         assert sum(int(r[action]) for r in exported["consent_daily"]) == n
-    assert {r["category"]: float(r["opt-in rate"]) for r in exported["opt_in"]} == consent["opt_in_rate"]
-    assert {r["category"]: float(r["previous opt-in rate"]) for r in exported["opt_in"]} == report["previous"][
-        "opt_in_rate"
-    ]
+    shown = {c: rate for c, rate in consent["opt_in_rate"].items() if c != "necessary"}
+    assert {r["category"]: float(r["opt-in rate"]) for r in exported["opt_in"]} == shown
+    previous = report["previous"]["opt_in_rate"]
+    assert {r["category"]: float(r["previous opt-in rate"]) for r in exported["opt_in"]} == {
+        c: previous.get(c, 0.0) for c in shown
+    }
     inventory = middleware.store.inventory()
     assert sorted(r["cookie"] for r in exported["cookies"]) == sorted(row[0] for row in inventory)
     assert exported["cookies"][0]["cookie"] == "wow.anonymousId"  # the suspected tracker first
@@ -203,6 +228,24 @@ async def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(gate: Gate
     # JSON is data, not a formula: it keeps the value as it came.
     as_json = (await client.get("/_cookie_gate/admin/export/pages.json?days=7", headers=AUTH)).json()
     assert '=HYPERLINK("http://evil.example")' in {r["path"] for r in as_json}
+
+
+async def test_control_and_bidi_characters_never_reach_an_export_raw(gate: GateFactory, client_for: Clients) -> None:
+    """The same rule as the consent log's CSV: escaped for a terminal, then made formula-safe; a
+    cell that starts with `'` gets one more, so dropping one gives the value back."""
+    middleware = dashboard(gate)
+    for path in ("/\u202egnp.exe", "/\x1b[2Jfake", "'quoted"):
+        views(middleware.store, {date(2026, 11, 30): 1}, path=path)
+    client = client_for(middleware)
+    as_csv = await client.get("/_cookie_gate/admin/export/pages.csv?days=7", headers=AUTH)
+    assert {row["path"] for row in csv.DictReader(io.StringIO(as_csv.text))} == {
+        "/\\u202egnp.exe",
+        "/\\x1b[2Jfake",
+        "''quoted",
+    }
+    as_json = await client.get("/_cookie_gate/admin/export/pages.json?days=7", headers=AUTH)
+    assert "\u202e" not in as_json.text and "\x1b" not in as_json.text
+    assert {r["path"] for r in as_json.json()} == {"/\u202egnp.exe", "/\x1b[2Jfake", "'quoted"}
 
 
 # -- languages -----------------------------------------------------------------------------------

@@ -211,7 +211,7 @@ def test_a_truncated_inventory_is_a_note_not_a_cookie() -> None:
 
 def _unguarded(cell: str, wanted: str) -> str:
     """A CSV cell without the apostrophe that keeps a spreadsheet from reading it as a formula."""
-    if wanted.startswith(("=", "+", "-", "@", "\t", "\r", "\n")):
+    if wanted.startswith(("=", "+", "-", "@", "\t", "\r", "\n", "'")):  # terminal.FORMULA_STARTS
         assert cell == "'" + wanted
         return wanted
     return cell

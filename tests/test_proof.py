@@ -23,11 +23,12 @@ from cookie_gate import CookieGateMiddleware
 from cookie_gate.cli import main
 from cookie_gate.config import ConfigError, load_config
 from cookie_gate.consent import NECESSARY, ConsentCodec, Decision
-from cookie_gate.proof import COLUMNS, csv_cell
+from cookie_gate.proof import COLUMNS
 from cookie_gate.shown import SHORT_LENGTH, shown_digests
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import DecisionRecord
 from cookie_gate.store.sqlite import SQLiteStore
+from cookie_gate.terminal import spreadsheet_cell
 from tests.clocks import SteppedClock
 from tests.conftest import HOST, SECRET, GateFactory, kept_cookie, set_cookies
 
@@ -265,10 +266,41 @@ def test_the_export_reads_the_log_a_page_at_a_time_in_order(tmp_path: Path) -> N
     store.close()
 
 
+def test_a_late_page_of_the_export_reads_about_as_much_as_the_first(tmp_path: Path) -> None:
+    """Each page starts where the previous one ended: counted in SQLite VM steps, the last page
+    of a long log costs about what the first does (it used to scan again from `since`)."""
+    store = SQLiteStore(tmp_path / "log.sqlite3")
+    connection = store._connected()
+    with connection:
+        connection.executemany(
+            "INSERT INTO cookie_gate_consent_log (consent_id, decided_at, action, categories, policy_version, gpc)"
+            " VALUES (?, ?, 'accept_all', 'necessary', '1', 0)",
+            [(f"id{n}", NOW + n // 2) for n in range(6000)],
+        )
+    steps = [0]
+
+    def counted() -> int:
+        steps[0] += 1
+        return 0
+
+    connection.set_progress_handler(counted, 100)
+    per_page: list[int] = []
+    pages = store.consent_log(page=200)
+    for n, _ in enumerate(pages, start=1):
+        if n % 200 == 0:
+            per_page.append(steps[0])
+            steps[0] = 0
+    connection.set_progress_handler(None, 0)
+    assert len(per_page) == 30
+    assert max(per_page[1:]) < 3 * max(per_page[0], 1), per_page
+    store.close()
+
+
 @given(st.text())
 def test_a_csv_cell_comes_back_whole_and_never_starts_a_formula(text: str) -> None:
-    cell = csv_cell(text)
-    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    cell = spreadsheet_cell(text)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n"))
+    assert cell.isprintable()
     if text.isprintable() and "\\" not in text:
         assert (cell[1:] if cell.startswith("'") else cell) == text
 

@@ -21,7 +21,7 @@ from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import COOKIE_NAME, Counts, VisitStart, advance
 from cookie_gate.stats.report import build_report
 from cookie_gate.stats.writer import StatsWriter
-from cookie_gate.store import StoreError
+from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock, suite_clock
@@ -390,3 +390,69 @@ def test_cookie_gate_stats_rejects_bad_input(capsys: pytest.CaptureFixture[str])
 def test_counts_the_cookie_holds_are_its_own() -> None:
     fields = set(Counts.__dataclass_fields__)
     assert fields == {"visits", "first_day", "last_day", "last_minute", "week", "week_visits", "month", "month_visits"}
+
+
+def _logged_ids(store: SQLStore) -> list[str]:
+    return [record.consent_id for record in store.consent_log()]
+
+
+def _wait_for(condition: Callable[[], bool]) -> bool:
+    """A thread's first round: polled, with a bound far above what it takes."""
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.mark.anyio
+async def test_with_statistics_off_the_consent_log_is_still_purged_daily(gate: GateFactory) -> None:
+    """No writer, no writer tick: lifespan startup starts the daily retention of its own, and
+    lifespan shutdown stops it."""
+    now = at("2026-12-01T09:00")
+    started = False
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal started
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        started = _wait_for(lambda: _logged_ids(middleware.store) == ["kept"])
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    middleware = gate(app, statistics=False, consent_log_retention_days=400, clock=SteppedClock(now))
+    store = middleware.store
+    for consent_id, age_days in (("too-old", 401), ("kept", 399)):
+        store.log_decision(
+            DecisionRecord(consent_id, int(now) - age_days * 86400, "accept_all", ("necessary",), "1", False)
+        )
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, str]:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        pass
+
+    await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert started
+    assert middleware.retention is not None and middleware.retention.thread is not None
+    assert not middleware.retention.thread.is_alive()
+
+
+@pytest.mark.anyio
+async def test_with_statistics_off_and_no_lifespan_the_first_request_starts_retention(
+    gate: GateFactory, client_for: Callable[..., httpx.AsyncClient]
+) -> None:
+    now = at("2026-12-01T09:00")
+    middleware = gate([Route("/", page)], statistics=False, consent_log_retention_days=400, clock=SteppedClock(now))
+    middleware.store.log_decision(
+        DecisionRecord("too-old", int(now) - 401 * 86400, "accept_all", ("necessary",), "1", False)
+    )
+    assert middleware.retention is not None and middleware.retention.thread is None
+    await client_for(middleware).get("/")
+    assert _wait_for(lambda: _logged_ids(middleware.store) == [])
+    middleware.retention.stop()
+
+
+def test_with_statistics_on_the_writer_tick_purges_and_no_second_thread_is_made(gate: GateFactory) -> None:
+    assert gate([], statistics=True).retention is None

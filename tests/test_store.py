@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -16,8 +17,11 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from cookie_gate.stats.clock import SiteClock
+from cookie_gate.stats.referrer import IP_ADDRESS
+from cookie_gate.stats.report import build_report
 from cookie_gate.store import DecisionRecord, StoreError, open_store
-from cookie_gate.store.sql import SQLStore, StatsBatch
+from cookie_gate.store.sql import DETAIL_TOP, SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore, sqlite_path
 from tests.conftest import GateFactory, Postgres, consent_cookie
 
@@ -148,3 +152,39 @@ def test_withdrawals_are_found_with_the_time_of_the_latest(store: SQLStore) -> N
     assert store.withdrawals(["visitor-a", "visitor-b", "nobody"]) == {"visitor-a": 400}
     assert store.withdrawals([]) == {}
     assert store.withdrawals([f"id-{n}" for n in range(100)]) == {}
+
+
+def test_the_report_reads_only_the_top_paths_and_referrers_ranked_in_the_store(store: SQLStore) -> None:
+    """Thousands of distinct paths a day come back as the top `DETAIL_TOP` of each kind, summed
+    over the days and ranked (count, then value) in the database, not row by row."""
+    days = [f"2026-11-{d:02d}" for d in range(1, 11)]
+    batch = StatsBatch()
+    expected: dict[str, int] = {}
+    for index, day in enumerate(days):
+        for n in range(300):
+            path = f"/once/{index}/{n}"
+            batch.add(batch.detail, (day, "path", path))
+            expected[path] = 1
+        for n in range(30):  # every day: ranked by the sum over the days
+            path = f"/daily/{n:02d}"
+            batch.add(batch.detail, (day, "path", path), n % 7 + 1)
+            expected[path] = expected.get(path, 0) + n % 7 + 1
+        # Rows an older release kept before IP addresses were bucketed: shown in the one bucket.
+        batch.add(batch.detail, (day, "referrer", f"10.0.0.{index}"), 5)
+        batch.add(batch.detail, (day, "referrer", "example.org"), 3)
+    store.add_stats(batch)
+    rows = store.stats_rows(days[0], days[-1], 0)
+    assert len(rows.detail) <= 2 * DETAIL_TOP
+    assert [(v, n) for k, v, n in rows.detail if k == "path"] == sorted(
+        expected.items(), key=lambda item: (-item[1], item[0])
+    )[:DETAIL_TOP]
+    report = build_report(
+        store,
+        SiteClock("UTC"),
+        now=1_796_000_000,
+        since=date(2026, 11, 1),
+        until=date(2026, 11, 10),
+    )
+    assert report["pages"][0] == {"path": "/daily/06", "pageviews": 70}
+    assert len(report["pages"]) == DETAIL_TOP
+    assert report["referrers"] == [{"host": IP_ADDRESS, "entries": 50}, {"host": "example.org", "entries": 30}]

@@ -1,10 +1,10 @@
 """Every table the dashboard shows, as rows, and as CSV or JSON to download.
 
 The tables are derived from the report (and the cookie inventory) only, so an export
-always says what the page says. CSV cells a visitor controls (paths, referrers,
-browser and cookie names) that begin with `=`, `+`, `-`, `@`, a tab or a carriage
-return are prefixed with `'`: a spreadsheet would otherwise run them as a formula
-(CSV injection, OWASP). JSON needs no such care.
+always says what the page says. Text a visitor controls (paths, referrers, browser and
+cookie names) is made safe as everywhere else (`cookie_gate.terminal`): in CSV control
+and bidi characters are escaped and a cell a spreadsheet would run as a formula gets a
+leading `'`; in JSON they are `\\u` escapes, which decode to the same value.
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cookie_gate.classify import TRUNCATED
+from cookie_gate.consent import NECESSARY
 from cookie_gate.stats.report import ACTIONS, WEEKDAYS
+from cookie_gate.terminal import printable_json, spreadsheet_cell
 
 #: An inventory row: (name, category, filed by, first seen day, last seen day).
 InventoryRow = tuple[str, str, str, str, str]
 Cell = str | int | float
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SUSPECTED = "suspected tracker"
 
 
@@ -35,23 +36,26 @@ class Table:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+#: Builds one table from the report, the cookie inventory and `opt_in_categories`.
+Builder = Callable[[Mapping[str, Any], Sequence[InventoryRow], Sequence[str]], Table]
+
+
 def _counts(column: str, values: Mapping[str, int]) -> Table:
     return Table((column, "count"), [(label, n) for label, n in values.items()])
 
 
-def _daily(report: Mapping[str, Any], inventory: Sequence[InventoryRow]) -> Table:
+def _daily(report: Mapping[str, Any], inventory: Sequence[InventoryRow], categories: Sequence[str]) -> Table:
     return Table(("day", "pageviews", "visits", "entries"), [tuple(day.values()) for day in report["daily"]])
 
 
-def _heatmap(report: Mapping[str, Any], inventory: Sequence[InventoryRow]) -> Table:
+def _heatmap(report: Mapping[str, Any], inventory: Sequence[InventoryRow], categories: Sequence[str]) -> Table:
     return Table(
         ("weekday", *(f"{hour:02d}" for hour in range(24))),
         [(weekday, *report["by_weekday_hour"][weekday]) for weekday in WEEKDAYS],
     )
 
 
-def _consent_daily(report: Mapping[str, Any], inventory: Sequence[InventoryRow]) -> Table:
-    categories = _categories(report)
+def _consent_daily(report: Mapping[str, Any], inventory: Sequence[InventoryRow], categories: Sequence[str]) -> Table:
     return Table(
         ("day", *ACTIONS, *(f"accepted {c}" for c in categories), *(f"opt-in rate {c}" for c in categories)),
         [
@@ -66,21 +70,26 @@ def _consent_daily(report: Mapping[str, Any], inventory: Sequence[InventoryRow])
     )
 
 
-def _opt_in(report: Mapping[str, Any], inventory: Sequence[InventoryRow]) -> Table:
+def _opt_in(report: Mapping[str, Any], inventory: Sequence[InventoryRow], categories: Sequence[str]) -> Table:
     consent = report["consent"]
     previous = report.get("previous", {}).get("opt_in_rate", {})
     return Table(
         ("category", "accepted", "opt-in rate", "previous opt-in rate"),
         [(c, consent["accepted"].get(c, 0), consent["opt_in_rate"].get(c, 0.0), previous.get(c, 0.0))
-         for c in _categories(report)],
+         for c in categories],
     )  # fmt: skip
 
 
-def _categories(report: Mapping[str, Any]) -> list[str]:
-    return sorted(report["consent"]["accepted"])
+def opt_in_categories(report: Mapping[str, Any], configured: Iterable[str]) -> list[str]:
+    """The categories the page and the exports show an opt-in rate for: every configured one (at 0
+    when nobody accepted it) and any other the log holds (a category since removed), configured
+    first; never `necessary`, which every choice accepts."""
+    known = set(configured)
+    seen = set(report["consent"]["accepted"]) | known
+    return sorted(seen - {NECESSARY}, key=lambda c: (c not in known, c))
 
 
-def _cookies(report: Mapping[str, Any], inventory: Sequence[InventoryRow]) -> Table:
+def _cookies(report: Mapping[str, Any], inventory: Sequence[InventoryRow], categories: Sequence[str]) -> Table:
     return Table(("cookie", "category", "filed by", "first seen", "last seen"), list(sorted_inventory(inventory)))
 
 
@@ -92,23 +101,23 @@ def sorted_inventory(inventory: Sequence[InventoryRow]) -> list[InventoryRow]:
     )
 
 
-def _simple(key: str, column: str) -> Callable[[Mapping[str, Any], Sequence[InventoryRow]], Table]:
-    return lambda report, inventory: _counts(column, report[key])
+def _simple(key: str, column: str) -> Builder:
+    return lambda report, inventory, categories: _counts(column, report[key])
 
 
-def _frequency(key: str, column: str) -> Callable[[Mapping[str, Any], Sequence[InventoryRow]], Table]:
-    return lambda report, inventory: _counts(column, report["visit_frequency"][key])
+def _frequency(key: str, column: str) -> Builder:
+    return lambda report, inventory, categories: _counts(column, report["visit_frequency"][key])
 
 
 #: Every table by the name its export URL uses.
-TABLES: dict[str, Callable[[Mapping[str, Any], Sequence[InventoryRow]], Table]] = {
+TABLES: dict[str, Builder] = {
     "daily": _daily,
-    "pages": lambda r, i: Table(("path", "pageviews"), [(p["path"], p["pageviews"]) for p in r["pages"]]),
-    "referrers": lambda r, i: Table(("host", "entries"), [(p["host"], p["entries"]) for p in r["referrers"]]),
+    "pages": lambda r, i, c: Table(("path", "pageviews"), [(p["path"], p["pageviews"]) for p in r["pages"]]),
+    "referrers": lambda r, i, c: Table(("host", "entries"), [(p["host"], p["entries"]) for p in r["referrers"]]),
     "browsers": _simple("browsers", "browser"),
     "os": _simple("os", "system"),
     "devices": _simple("devices", "device"),
-    "by_hour": lambda r, i: Table(("hour", "pageviews"), [(f"{h:02d}", n) for h, n in enumerate(r["by_hour"])]),
+    "by_hour": lambda r, i, c: Table(("hour", "pageviews"), [(f"{h:02d}", n) for h, n in enumerate(r["by_hour"])]),
     "by_weekday": _simple("by_weekday", "weekday"),
     "by_weekday_hour": _heatmap,
     "visit_number": _frequency("visit_number", "visit number"),
@@ -121,8 +130,11 @@ TABLES: dict[str, Callable[[Mapping[str, Any], Sequence[InventoryRow]], Table]] 
 }
 
 
-def table(name: str, report: Mapping[str, Any], inventory: Sequence[InventoryRow]) -> Table:
-    return TABLES[name](report, inventory)
+def table(
+    name: str, report: Mapping[str, Any], inventory: Sequence[InventoryRow], configured: Iterable[str] = ()
+) -> Table:
+    """Table `name`; `configured` are the site's categories, as the page has them."""
+    return TABLES[name](report, inventory, opt_in_categories(report, configured))
 
 
 def as_csv(data: Table) -> bytes:
@@ -134,10 +146,8 @@ def as_csv(data: Table) -> bytes:
 
 
 def as_json(data: Table) -> bytes:
-    return json.dumps(data.records(), ensure_ascii=False).encode("utf-8")
+    return printable_json(json.dumps(data.records(), ensure_ascii=False)).encode("utf-8")
 
 
 def _neutralised(cell: Cell) -> Cell:
-    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
-        return "'" + cell
-    return cell
+    return spreadsheet_cell(cell) if isinstance(cell, str) else cell

@@ -18,7 +18,7 @@ from typing import Any
 from cookie_gate.asgi import style_csp
 from cookie_gate.classify import TRUNCATED
 from cookie_gate.dashboard.charts import NARROW, Series, columns, heatmap
-from cookie_gate.dashboard.exports import SUSPECTED, InventoryRow, sorted_inventory
+from cookie_gate.dashboard.exports import SUSPECTED, InventoryRow, opt_in_categories, sorted_inventory
 from cookie_gate.dashboard.query import PRESETS, DashboardQuery
 from cookie_gate.dashboard.texts import LOCALES, TEXTS
 from cookie_gate.stats.report import ACTIONS, COMPARED, WEEKDAYS
@@ -226,8 +226,7 @@ class _Page:
         )
 
     def categories(self) -> list[str]:
-        seen = set(self.report["consent"]["accepted"]) | set(self.view.category_labels)
-        return sorted(seen - {"necessary"}, key=lambda c: (c not in self.view.category_labels, c))
+        return opt_in_categories(self.report, self.view.category_labels)
 
     def opt_in(self) -> str:
         t, consent = self.t, self.report["consent"]

@@ -2,16 +2,14 @@
 
 `page_view` runs on the request path, so it does only what must happen there:
 advance the counter cookie of a visitor who accepted analytics (the new cookie
-goes out with this response) and queue a tuple. The daily purge rides on the
-writer thread's tick; while the store is down it backs off and says so once a minute
-at most, like the writer.
+goes out with this response) and queue a tuple. The daily purge (`stats.retention`)
+rides on the writer thread's tick.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
-import logging
 import time
 from datetime import UTC
 from email.utils import format_datetime
@@ -19,18 +17,14 @@ from email.utils import format_datetime
 from cookie_gate.asgi import Scope
 from cookie_gate.clock import Clock
 from cookie_gate.config import Config
-from cookie_gate.stats.clock import SiteClock, day_key
+from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import COOKIE_NAME, LIFETIME_MONTHS, CounterCodec, Counts, advance
+from cookie_gate.stats.retention import Retention
 from cookie_gate.stats.writer import StatsWriter
-from cookie_gate.store import StoreError
 from cookie_gate.store.sql import SQLStore
 from cookie_gate.visit import Visit
 
-logger = logging.getLogger("cookie_gate.stats")
 ANALYTICS = "analytics"
-#: The first wait before a failed purge is tried again; it doubles up to `PURGE_BACKOFF_MAX`.
-PURGE_BACKOFF = 60.0
-PURGE_BACKOFF_MAX = 3600.0
 
 
 class Statistics:
@@ -47,6 +41,7 @@ class Statistics:
         self.site_clock = SiteClock(config.timezone)
         self._codec = CounterCodec(config.secret_keys)
         self._hash = config.daily_visitor_hash
+        self.retention = Retention(config, store, self.site_clock)
         self.writer = StatsWriter(
             store,
             self.site_clock,
@@ -54,14 +49,10 @@ class Statistics:
             capacity=config.stats_queue_size,
             interval=config.stats_flush_seconds,
             daily_hash=config.daily_visitor_hash,
-            on_tick=self._maintain,
+            on_tick=self.retention.maintain,
             cookie_names=cookie_names,
             shutdown_timeout=config.shutdown_timeout,
         )
-        self._purged_day: int | None = None
-        self._purge_retry_at = 0.0
-        self._purge_backoff = PURGE_BACKOFF
-        self._purge_warned_at: float | None = None
 
     def page_view(
         self,
@@ -100,31 +91,5 @@ class Statistics:
     # -- retention --------------------------------------------------------------------------
 
     def purge(self, now: float) -> dict[str, int]:
-        """Apply retention now (also run by itself once a day)."""
-        today = self.site_clock.at(now).day
-        config = self._config
-        aggregate_start = self.site_clock.midnight_after_months(today, -config.aggregate_retention_months)
-        return self._store.purge(
-            detail_before=day_key(today - config.detail_retention_days),
-            aggregate_before=aggregate_start.date().isoformat(),
-            salt_before=day_key(today - 1),
-            # At least the consent lifetime (config checks it), so a withdrawal outlives its cookie.
-            log_before=int(now) - config.consent_log_retention_days * 86400,
-        )
-
-    def _maintain(self, now: float) -> None:
-        today = self.site_clock.at(now).day
-        if self._purged_day == today or now < self._purge_retry_at:
-            return
-        try:
-            deleted = self.purge(now)
-        except StoreError as error:
-            self._purge_retry_at = now + self._purge_backoff
-            self._purge_backoff = min(self._purge_backoff * 2, PURGE_BACKOFF_MAX)
-            if self._purge_warned_at is None or now - self._purge_warned_at >= 60:
-                self._purge_warned_at = now
-                logger.warning("cookie_gate retention not applied yet, will retry: %s", error)
-            return
-        self._purged_day = today
-        self._purge_retry_at, self._purge_backoff = 0.0, PURGE_BACKOFF
-        logger.info("cookie_gate retention applied: %s", deleted)
+        """Apply retention now (also run by itself once a day, on the writer's tick)."""
+        return self.retention.purge(now)

@@ -17,7 +17,7 @@ from typing import Any
 from cookie_gate.stats.clock import SiteClock, day_key
 from cookie_gate.stats.referrer import stored_referrer
 from cookie_gate.stats.writer import SHED_METRIC, SHED_ORDER
-from cookie_gate.store.sql import DecisionCount, SQLStore
+from cookie_gate.store.sql import DETAIL_TOP, DecisionCount, SQLStore
 from cookie_gate.terminal import printable
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -26,7 +26,7 @@ VISIT_NUMBER_BUCKETS = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), 
                         (51, 100), (101, 200), (201, 10**9))  # fmt: skip
 GAP_BUCKETS = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 14), (15, 30), (31, 60), (61, 120),
                (121, 364), (365, 10**9))  # fmt: skip
-TOP = 20
+TOP = DETAIL_TOP
 #: The totals the comparison with the previous period covers.
 COMPARED = ("pageviews", "entries", "visits", "visitors", "bots")
 #: The hourly metrics the per-day series carries.
@@ -107,9 +107,12 @@ def _period_report(store: SQLStore, clock: SiteClock, first: int, last: int) -> 
             if value == "new" or int(value) > offset:
                 visitors += n
     detail: dict[str, Counter[str]] = {}
-    for _, kind, value, n in rows.detail:
+    for kind, value, n in rows.detail:
         if kind == "referrer":
-            value = stored_referrer(value)  # rows kept before IP addresses were bucketed show bucketed too
+            # Rows kept before IP addresses were bucketed show bucketed too. Only the top rows come
+            # from the store, so such an old row outside them is not added to the bucket; they are
+            # gone once the detail retention has passed since the upgrade.
+            value = stored_referrer(value)
         detail.setdefault(kind, Counter())[value] += n
     return {
         "period": {"from": day_key(first), "to": day_key(last), "days": days, "timezone": clock.zone.key},

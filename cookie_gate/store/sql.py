@@ -49,6 +49,9 @@ HEALTH_WAIT_SECONDS = 1.0
 #: Rows one statement (or one `executemany`) carries: a big batch is many short statements, each
 #: answered well within the statement timeout, never one long one.
 ROWS_PER_STATEMENT = 1000
+#: The detail kinds (`cookie_gate_detail.kind`) the report ranks, and how many of each it reads.
+DETAIL_KINDS = ("path", "referrer")
+DETAIL_TOP = 20
 
 
 @dataclass
@@ -131,7 +134,7 @@ class StoreHealth:
 class StatsRows:
     hourly: list[tuple[str, str, int]]
     daily: list[tuple[str, str, str, int]]
-    detail: list[tuple[str, str, str, int]]
+    detail: list[tuple[str, str, int]]  # (kind, value, n summed over the days), the top of each kind, ranked
     decisions: list[DecisionCount]
 
 
@@ -279,20 +282,23 @@ class SQLStore:
     ) -> Iterator[DecisionRecord]:
         """Every logged decision (from `since`, of `consent_id`), oldest first, read `page` rows
         at a time so an export of years of decisions holds one page in memory, and the lock
-        for one query at a time."""
-        where = ["decided_at >= ?"]
-        values: list[Any] = [since if since is not None else -(2**62)]
-        if consent_id is not None:
-            where.append("consent_id = ?")
-            values.append(consent_id)
+        for one query at a time. A page shows the rows committed by the time it is read: on a
+        live PostgreSQL store a row committed later with an earlier key than the page already
+        read (a slow transaction) is not in this export; the next export has it."""
+        lowest = since if since is not None else -(2**62)
         order = self.order_column
         after: tuple[int, int] | None = None
         while True:
-            clause = " AND ".join(where)
-            parameters: list[Any] = list(values)
+            # Each page starts its index range at the last row read, never at `since` again, so a
+            # full export reads each row once rather than every earlier page once more per page.
+            clause = "decided_at >= ?"
+            parameters: list[Any] = [lowest if after is None else max(lowest, after[0])]
+            if consent_id is not None:
+                clause += " AND consent_id = ?"
+                parameters.append(consent_id)
             if after is not None:
-                clause += f" AND (decided_at > ? OR (decided_at = ? AND {order} > ?))"
-                parameters += [after[0], after[0], after[1]]
+                clause += f" AND (decided_at > ? OR {order} > ?)"
+                parameters += [after[0], after[1]]
             with self._lock, self._transaction(self._connected()) as cursor:
                 cursor.execute(
                     self._sql(
@@ -435,24 +441,40 @@ class SQLStore:
             return bytes(cursor.fetchone()[0])
 
     def stats_rows(
-        self, first_day: str, last_day: str, decided_since: int, decided_before: int | None = None
+        self,
+        first_day: str,
+        last_day: str,
+        decided_since: int,
+        decided_before: int | None = None,
+        *,
+        top: int = DETAIL_TOP,
     ) -> StatsRows:
         """Raw counter rows for local days `first_day`..`last_day` (inclusive), for the report,
         and the decisions logged from `decided_since` to before `decided_before`, grouped in the
-        database so a busy consent log never comes back row by row."""
+        database so a busy consent log never comes back row by row. Of the detail (paths,
+        referrers, one row per value a day, so thousands a day on a big site) only the `top`
+        values of each kind come back, summed over the days and ranked in the database."""
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute(
                 self._sql("SELECT hour, metric, n FROM cookie_gate_hourly WHERE hour >= ? AND hour < ?"),
                 (first_day, last_day + "U"),  # "U" sorts after every "THH"
             )
             hourly = [(str(h), str(m), int(n)) for h, m, n in cursor.fetchall()]
-            tables = {}
-            for table in ("cookie_gate_daily", "cookie_gate_detail"):
+            cursor.execute(
+                self._sql("SELECT day, kind, value, n FROM cookie_gate_daily WHERE day >= ? AND day <= ?"),
+                (first_day, last_day),
+            )
+            daily = [(str(d), str(k), str(v), int(n)) for d, k, v, n in cursor.fetchall()]
+            detail: list[tuple[str, str, int]] = []
+            for kind in DETAIL_KINDS:
                 cursor.execute(
-                    self._sql(f"SELECT day, kind, value, n FROM {table} WHERE day >= ? AND day <= ?"),
-                    (first_day, last_day),
+                    self._sql(
+                        "SELECT value, SUM(n) FROM cookie_gate_detail WHERE kind = ? AND day >= ? AND day <= ?"
+                        " GROUP BY value ORDER BY 2 DESC, value LIMIT ?"
+                    ),
+                    (kind, first_day, last_day, int(top)),
                 )
-                tables[table] = [(str(d), str(k), str(v), int(n)) for d, k, v, n in cursor.fetchall()]
+                detail += [(kind, str(v), int(n)) for v, n in cursor.fetchall()]
             bucket = f"(decided_at / {DECISION_BUCKET_SECONDS}) * {DECISION_BUCKET_SECONDS}"
             cursor.execute(
                 self._sql(
@@ -463,7 +485,7 @@ class SQLStore:
                 (decided_since, 2**62 if decided_before is None else decided_before),
             )
             decisions = [DecisionCount(str(a), str(c), bool(g), int(b), int(n)) for a, c, g, b, n in cursor.fetchall()]
-        return StatsRows(hourly, tables["cookie_gate_daily"], tables["cookie_gate_detail"], decisions)
+        return StatsRows(hourly, daily, detail, decisions)
 
     def inventory(self) -> list[tuple[str, str, str, str, str]]:
         """Every cookie name seen: (name, category, source, first seen day, last seen day)."""
