@@ -327,14 +327,6 @@ def to_json(declaration: Declaration, *, compact: bool = False) -> str:
 
 # -- CSV -----------------------------------------------------------------------------------
 
-#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def csv_cell(text: str) -> str:
-    """`text` as a spreadsheet shows it, never as a formula it would run."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
 
 def to_csv(declaration: Declaration) -> str:
     """The table only: a spreadsheet has no room for the disclosure's paragraphs (see the other formats)."""
