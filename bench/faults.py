@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import functools
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -33,13 +32,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from bench.harness import private_schema
 from cookie_gate.asgi import ASGIApp, Receive, Scope, Send
 
 LOOPBACK = "127.0.0.1"
@@ -159,20 +158,6 @@ class FaultProxy:
                 sink.sendall(data)
         with suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
-
-
-@contextmanager
-def private_schema(url: str) -> Iterator[str]:
-    import psycopg
-
-    schema = f"cookie_gate_faults_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-        try:
-            separator = "&" if "?" in url else "?"
-            yield f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
-        finally:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def via(url: str, port: int) -> str:
@@ -297,7 +282,7 @@ def load(port: int, paths: list[str], connections: int = 16, limit: float = 120)
 
 
 def outage_with_distinct_paths(work: Path, postgres: str, distinct: int, bound: int) -> dict[str, Any]:
-    with private_schema(postgres) as url:
+    with private_schema(postgres, "cookie_gate_faults") as url:
         host, port = LOOPBACK, int(url.split("://")[1].split("/")[0].rpartition(":")[2] or 5432)
         proxy = FaultProxy((host, port))
         server = start(work, "gate", via(url, proxy.port), bound=bound)
@@ -375,7 +360,7 @@ def missing_sqlite_directory(work: Path) -> dict[str, Any]:
 
 
 def end_to_end(work: Path, postgres: str, seconds: float) -> dict[str, Any]:
-    with private_schema(postgres) as url:
+    with private_schema(postgres, "cookie_gate_faults") as url:
         bare = start(work, "bare")
         gated = start(work, "gate", url)
         rates: dict[str, list[float]] = {"bare": [], "gate + PostgreSQL": []}

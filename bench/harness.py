@@ -9,8 +9,11 @@ stack as the fast one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Scope
 
@@ -250,3 +253,18 @@ async def as_browser(app: ASGIApp, route: str, visitor: Visitor) -> RawHeaders:
         c for c in visitor.cookie.encode("latin-1").split(b"; ") if not c.startswith(COUNTER_COOKIE.encode() + b"=")
     ]
     return [(n, v) for n, v in headers if n != b"cookie"] + [(b"cookie", b"; ".join([*kept, fresh[0]]))]
+
+
+@contextmanager
+def private_schema(url: str, prefix: str = "cookie_gate_bench") -> Iterator[str]:
+    """A fresh schema on the PostgreSQL server at `url`, dropped afterwards; yields a URL into it."""
+    import psycopg
+
+    schema = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            separator = "&" if "?" in url else "?"
+            yield f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -21,20 +21,17 @@ from __future__ import annotations
 import argparse
 import gc
 import random
-import secrets
 import statistics
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import yaml
 
+from bench.harness import private_schema
 from cookie_gate import CookieGateMiddleware
 from cookie_gate.asgi import Receive, Scope, Send
 from cookie_gate.consent import NECESSARY, Consent
@@ -175,21 +172,6 @@ def bench_overload(store_dir: str, total: int = 2_000_000, capacity: int = 50_00
     return samples
 
 
-@contextmanager
-def _private_schema(url: str) -> Iterator[str]:
-    """A fresh schema on the PostgreSQL server at `url`, dropped afterwards; yields a URL into it."""
-    import psycopg
-
-    schema = f"cookie_gate_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-        try:
-            separator = "&" if "?" in url else "?"
-            yield f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
-        finally:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
@@ -205,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, rate in writer.items():
             print(f"  {label:<48} {rate:9,.0f}")
         if args.postgres:
-            with _private_schema(args.postgres) as url:
+            with private_schema(args.postgres) as url:
                 into_postgres = bench_writer(store_dir, count=20_000 if args.quick else 200_000, postgres=url)
             print("writer: the same into PostgreSQL (goal: at least 100,000/s)")
             for label, rate in into_postgres.items():
