@@ -13,7 +13,6 @@ its Content-Length stays exact.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -24,7 +23,6 @@ import anyio.to_thread
 from publicsuffixlist import PublicSuffixList
 
 from cookie_gate.asgi import ASGIApp, Message, RawHeaders, Receive, Scope, Send
-from cookie_gate.banner import BannerRenderer
 from cookie_gate.cache import ENTRY_OVERHEAD, TUPLE_OVERHEAD, BoundedCache, bytes_size, str_size
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.clock import Clock
@@ -118,7 +116,8 @@ class CookieGateMiddleware:
             shown=shown.short_digests if settings.reprompt_on_change else None,
         )
         variants = DomainVariants(PublicSuffixList().privatesuffix, AllowedHosts(settings.allowed_hosts))
-        self.banner = BannerRenderer(settings)
+        #: The banner for the page rewriter and for every `BannerPlacement` alike.
+        self._banner_source = BannerSource(settings)
         try:
             self.store = open_store(settings.store, timeout=settings.shutdown_timeout * STORE_TIMEOUT_SHARE)
         except StoreError as error:
@@ -281,11 +280,6 @@ class CookieGateMiddleware:
             state["consent"] = visit.consent
         return visit, now, host, language, agent, referrer
 
-    @functools.cached_property
-    def _banner_source(self) -> BannerSource:
-        """Built on first use: the banner for the page rewriter and for every `BannerPlacement` alike."""
-        return BannerSource(self.config)
-
     def _responder(self, scope: Scope, send: Send) -> Send:
         request = self._enter(scope)
         # The gate's own root path: its endpoints are under it, whatever a router inside makes of the scope.
@@ -443,7 +437,7 @@ class CookieGateMiddleware:
         """The head snippet (Consent Mode) and the body snippet (banner or settings control)."""
         consent = Consent(allowed, decided=decided)
         body = self._banner_source.markup(language, root, path, query, consent, nonce) if self._inject else b""
-        head = self.banner.consent_mode(consent, nonce) if self.config.google_consent_mode else b""
+        head = self._banner_source.consent_mode(consent, nonce) if self.config.google_consent_mode else b""
         return head, body
 
     def _refuses(self, set_cookie: bytes, allowed: frozenset[str], now: float) -> bool:

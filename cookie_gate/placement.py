@@ -57,6 +57,10 @@ class BannerSource:
         locale = preferred_locale(language, self._locales, self._default_locale)
         return self._renderer.snippet(locale, root, next_path, consent, nonce)
 
+    def consent_mode(self, consent: Consent, nonce: str | None) -> bytes:
+        """Google Consent Mode's default for `consent`, for the page's `<head>`."""
+        return self._renderer.consent_mode(consent, nonce)
+
 
 class BannerPlacement:
     """This request's banner, for a template to place (`inject_banner = false`): `render()` and nothing more.
