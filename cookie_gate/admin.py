@@ -31,6 +31,7 @@ from cookie_gate.dashboard.exports import TABLES, as_csv, as_json, table
 from cookie_gate.dashboard.page import CSP, DashboardView, render
 from cookie_gate.dashboard.query import BadQuery, DashboardQuery, parse_query
 from cookie_gate.dashboard.texts import LOCALES
+from cookie_gate.placement import request_nonce
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report
 from cookie_gate.stats.writer import WriterHealth
@@ -131,10 +132,8 @@ class Dashboard:
         locale = query.lang or preferred_locale(header(scope, b"accept-language"), LOCALES, self._default_locale)
         labels = {c.name: c.label.get(locale, c.name) for c in self._categories if c.name != NECESSARY}
         # An app's own CSP middleware around the gateway covers this page too: its nonce lets the style in.
-        state = scope.get("state")
-        nonce = state.get(self._nonce_key) if isinstance(state, dict) else None
         view = DashboardView(
-            report, inventory, health, query, locale, labels, nonce if isinstance(nonce, str) else None
+            report, inventory, health, query, locale, labels, request_nonce(scope.get("state"), self._nonce_key)
         )
         page = render(view).encode("utf-8")
         headers = [(b"cache-control", b"no-store"), (b"content-security-policy", CSP), *private]

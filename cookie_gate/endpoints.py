@@ -35,6 +35,7 @@ from cookie_gate.consent import NECESSARY, Consent, ConsentCodec, Decision, new_
 from cookie_gate.cookies import DomainVariants, cookie_segments, cookie_value, expiries, expiring_set_cookies
 from cookie_gate.declaration_endpoint import DeclarationEndpoint
 from cookie_gate.hosts import request_host
+from cookie_gate.placement import request_nonce
 from cookie_gate.shown import SHORT_LENGTH, ShownDigests, shown_digests
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore
@@ -245,9 +246,8 @@ class Endpoints:
                 header(scope, b"accept-language"), self._config.locales, self._config.default_locale
             )
         base = (scope.get("root_path") or "") + self._config.mount_path
-        state = scope.get("state")
-        nonce = state.get(self._config.csp_nonce_key) if state else None
-        page = self._page.render(held, locale, base, query.get("done"), nonce if isinstance(nonce, str) else None)
+        nonce = request_nonce(scope.get("state"), self._config.csp_nonce_key)
+        page = self._page.render(held, locale, base, query.get("done"), nonce)
         headers = [
             (b"cache-control", b"no-store"),
             (b"vary", b"Cookie, Accept-Language"),

@@ -149,7 +149,6 @@ class CookieGateMiddleware:
         )
         self._mount = settings.mount_path
         self._inject = settings.inject_banner
-        self._nonce_key = settings.csp_nonce_key
         self._prior_blocking = settings.prior_blocking
         self._cached_snippets: BoundedCache[_SnippetKey, tuple[bytes, bytes]] = BoundedCache(
             lambda key: self._snippets(*key),
@@ -395,8 +394,7 @@ class CookieGateMiddleware:
                 rewriter.length_at = len(out)
             out.append((name, value))
         if lengths_differ and rewriter is not None:
-            del out[rewriter.length_at]
-            rewriter.length_at = -1
+            _undeclare(out, rewriter)
         if html and not vary_seen:
             out.append((b"vary", b"Cookie"))
         if visit.refused:
@@ -414,7 +412,7 @@ class CookieGateMiddleware:
             )
 
     def _rewriter(self, scope: Scope, root: str, consent: Consent, language: bytes | None) -> PageRewriter:
-        nonce = request_nonce(scope.get("state"), self._nonce_key)
+        nonce = request_nonce(scope.get("state"), self._banner_source.nonce_key)
         path, query = scope["path"], scope.get("query_string", b"")
         if nonce is not None:
             head, body = self._snippets(language, root, path, query, consent.decided, consent.categories, nonce)
@@ -446,10 +444,12 @@ class CookieGateMiddleware:
         The first time the app sets a name, the classifier sees it (inventory, and the
         judgment of an undeclared name), before the category is asked for.
         """
+        if is_deletion(set_cookie):
+            return False
         name = set_cookie_name(set_cookie)
-        if name not in self._recorded_set and not is_deletion(set_cookie):
+        if name not in self._recorded_set:
             self.classifier.was_set(name, set_cookie, now)
-        return self.classifier.category(name) not in allowed and not is_deletion(set_cookie)
+        return self.classifier.category(name) not in allowed
 
     @staticmethod
     def _host(scope: Scope, raw: bytes | None) -> str:
@@ -613,7 +613,7 @@ class _Page:
             return False
         # More than declared, already in hand: the length is known to be wrong, so it goes (the server
         # frames the page itself) and the rest streams through the rewriter.
-        _undeclare(start, self._rewriter)
+        _undeclare(start["headers"], self._rewriter)
         await self._release(start, message, chunk, True, send)
         return False
 
@@ -626,10 +626,10 @@ class _Page:
         await send({**message, "body": body})
 
 
-def _undeclare(start: Message, rewriter: PageRewriter) -> None:
-    """Drop the held start's Content-Length (the gateway's own copy of the headers, see `_sized`)."""
+def _undeclare(headers: RawHeaders, rewriter: PageRewriter) -> None:
+    """Drop the Content-Length from the gateway's own copy of a start's headers (see `_sized`)."""
     if rewriter.length_at >= 0:
-        del start["headers"][rewriter.length_at]
+        del headers[rewriter.length_at]
         rewriter.length_at = -1
 
 
