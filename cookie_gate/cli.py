@@ -29,8 +29,8 @@ from cookie_gate.declaration import FORMATS, build_declaration, render
 from cookie_gate.proof import write_csv, write_json
 from cookie_gate.shown import SHORT_LENGTH, digest_of, shown_digests, shown_document
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report, format_report
+from cookie_gate.stats.retention import Retention
 from cookie_gate.store import StoreError, check_store, open_store
 from cookie_gate.store.sql import SCHEMA_VERSION
 from cookie_gate.terminal import printable, printable_json
@@ -128,7 +128,7 @@ def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
         elif args.command == "migrate":
             print(f"store schema version: {store.schema_version()} (this release writes {SCHEMA_VERSION})")
         else:
-            deleted = Statistics(config, store, clock=clock).purge(clock())
+            deleted = Retention(config, store, SiteClock(config.timezone)).purge(clock())
             print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
     except StoreError as error:
         print(f"cookie-gate: {error}", file=sys.stderr)

@@ -36,8 +36,6 @@ class Statistics:
         *,
         clock: Clock = time.time,
     ) -> None:
-        self._config = config
-        self._store = store
         self.site_clock = SiteClock(config.timezone)
         self._codec = CounterCodec(config.secret_keys)
         self._hash = config.daily_visitor_hash

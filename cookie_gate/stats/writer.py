@@ -360,7 +360,7 @@ class StatsWriter:
             self._store.add_stats(self._pending)
         except StoreError as error:
             self.last_error = str(error)
-            now = time.monotonic()
+            now = self._monotonic()
             if now - self._last_warning >= 60:  # one line a minute while the store is down, not one per batch
                 self._last_warning = now
                 logger.warning("cookie_gate statistics not written yet, will retry: %s", error)

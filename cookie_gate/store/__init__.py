@@ -75,7 +75,7 @@ def check_store(store: SQLStore) -> str | None:
     return None
 
 
-def warn_if_store_fails(store: SQLStore) -> bool:
+def warn_if_store_fails(store: SQLStore) -> None:
     """The start-up check: one WARNING when the store cannot be opened or written. The site
     keeps serving; consent decisions answer 503 and statistics are held until it works."""
     problem = check_store(store)
@@ -85,7 +85,6 @@ def warn_if_store_fails(store: SQLStore) -> bool:
             "until the store works; run `cookie-gate check-config`): %s",
             problem,
         )
-    return problem is None
 
 
 def start_store_check(store: SQLStore) -> None:

@@ -103,7 +103,7 @@ class PostgresStore(SQLStore):
                 autocommit=True,
                 connect_timeout=self._connect_timeout,
                 tcp_user_timeout=self._statement_ms,
-                keepalives_idle=max(1, self._connect_timeout),
+                keepalives_idle=self._connect_timeout,
                 keepalives_interval=1,
                 keepalives_count=3,
             )
