@@ -25,7 +25,7 @@ import anyio.to_thread
 from cookie_gate.asgi import Scope, Send, header, respond, respond_error, respond_json
 from cookie_gate.banner import preferred_locale
 from cookie_gate.clock import Clock
-from cookie_gate.config import DEFAULT_CATEGORIES, Category, Config
+from cookie_gate.config import DEFAULT_CATEGORIES, Category, Config, localized
 from cookie_gate.consent import NECESSARY
 from cookie_gate.dashboard.exports import TABLES, as_csv, as_json, table
 from cookie_gate.dashboard.page import CSP, DashboardView, render
@@ -130,7 +130,7 @@ class Dashboard:
             return
         health = await anyio.to_thread.run_sync(self._health)
         locale = query.lang or preferred_locale(header(scope, b"accept-language"), LOCALES, self._default_locale)
-        labels = {c.name: c.label.get(locale, c.name) for c in self._categories if c.name != NECESSARY}
+        labels = {c.name: localized(c.label, locale) or c.name for c in self._categories if c.name != NECESSARY}
         # An app's own CSP middleware around the gateway covers this page too: its nonce lets the style in.
         view = DashboardView(
             report, inventory, health, query, locale, labels, request_nonce(scope.get("state"), self._nonce_key)

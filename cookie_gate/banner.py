@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from html import escape
 
-from cookie_gate.config import Category, Config
+from cookie_gate.config import Category, Config, localized
 from cookie_gate.consent import NECESSARY, Consent
 
 _NEXT, _NONCE = "\x00N\x00", "\x00C\x00"
@@ -180,7 +180,7 @@ class BannerRenderer:
 
     def _category(self, category: Category, locale: str, t: Callable[[str], str], checked: bool) -> str:
         def text(field: Mapping[str, str]) -> str:
-            return escape(field.get(locale) or field.get("en") or "")
+            return escape(localized(field, locale))
 
         name = escape(category.name, quote=True)
         ident = f"cookie-gate-c-{name}"

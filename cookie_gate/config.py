@@ -44,6 +44,11 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
+def localized(field: Mapping[str, str], locale: str) -> str:
+    """A category text in `locale`, else in English, else empty: the one fallback every page and the digest share."""
+    return field.get(locale) or field.get("en") or ""
+
+
 @dataclass(frozen=True)
 class Category:
     """A consent purpose, its texts per locale and the cookie-name patterns it owns.

@@ -30,7 +30,7 @@ from html import escape
 
 from cookie_gate.catalog import NameMatcher, builtin_catalog
 from cookie_gate.classify import TRUNCATED, UNDECLARED
-from cookie_gate.config import Category, Config
+from cookie_gate.config import Category, Config, localized
 from cookie_gate.consent import NECESSARY
 from cookie_gate.page_texts import DECLARATION, words
 from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE, LIFETIME_MONTHS
@@ -100,7 +100,7 @@ def build_declaration(config: Config, inventory: Iterable[InventoryRow], locale:
     order = {name: index for index, name in enumerate(config.category_names)}
 
     def text(field: Mapping[str, str]) -> str:
-        return field.get(locale) or field.get("en") or ""
+        return localized(field, locale)
 
     def label(category: str) -> str:
         if category == UNDECLARED:

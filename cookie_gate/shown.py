@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cookie_gate.config import Config
+from cookie_gate.config import Config, localized
 
 #: Hex digits of the digest a consent cookie carries: 48 bits, plenty to tell configurations apart.
 SHORT_LENGTH = 12
@@ -55,7 +55,7 @@ def shown_document(config: Config, locale: str) -> str:
     """Everything the banner shows in `locale`, as canonical JSON (sorted keys, ASCII escapes)."""
 
     def text(field: Mapping[str, str]) -> str:
-        return field.get(locale) or field.get("en") or ""
+        return localized(field, locale)
 
     days = str(config.consent_lifetime_days)
     shown = {

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from cookie_gate.asgi import style_csp
-from cookie_gate.config import Category, Config
+from cookie_gate.config import Category, Config, localized
 from cookie_gate.consent import NECESSARY, Consent
 from cookie_gate.page_texts import VISITOR, words
 from cookie_gate.store import DecisionRecord
@@ -110,7 +110,9 @@ class VisitorPage:
         if not consent.decided and withdrawn_at is not None:
             status.append("<p>" + escape(w["withdrawn"]).replace("{withdrawn}", self._time(withdrawn_at)) + "</p>")
         if consent.gpc:
-            refused = [_text(c.label, locale) or c.name for c in config.categories if c.name in _gpc_refuses(config)]
+            refused = [
+                localized(c.label, locale) or c.name for c in config.categories if c.name in _gpc_refuses(config)
+            ]
             gpc = w["gpc"].replace("{categories}", ", ".join(refused)) if refused else w["gpc_none"]
             status.append(f"<p>{escape(gpc)}</p>")
         if held.consent_id:
@@ -120,7 +122,7 @@ class VisitorPage:
             sentence = w["done_" + done]
             confirmation = f'<p class="status done" role="status">{escape(sentence)}</p>'
         current = "".join(
-            f'<tr><th scope="row">{escape(_text(c.label, locale) or c.name)}</th>'
+            f'<tr><th scope="row">{escape(localized(c.label, locale) or c.name)}</th>'
             f"<td>{escape(w['allowed'] if consent.allows(c.name) else w['refused'])}</td></tr>"
             for c in config.categories
         )
@@ -187,7 +189,7 @@ class VisitorPage:
     def _category(self, category: Category, locale: str, t: Callable[[str], str], consent: Consent) -> str:
         name = escape(category.name, quote=True)
         ident = f"c-{name}"
-        label = escape(_text(category.label, locale)) or name
+        label = escape(localized(category.label, locale)) or name
         described = f'aria-describedby="{ident}-about"'
         if category.name == NECESSARY:
             control = f'<input type="checkbox" id="{ident}" checked disabled {described}>'
@@ -197,13 +199,13 @@ class VisitorPage:
             control = f'<input type="checkbox" id="{ident}" name="accept" value="{name}"{checked} {described}>'
         names = ", ".join(escape(c) for c in category.cookies)
         facts = f"<dt>{t('cookies')}</dt><dd>{names + ', ' if names else ''}{t('other_cookies')}</dd>"
-        if _text(category.retention, locale):
-            facts += f"<dt>{t('retention')}</dt><dd>{escape(_text(category.retention, locale))}</dd>"
-        if _text(category.refusal, locale):
-            facts += f"<dt>{t('refusal')}</dt><dd>{escape(_text(category.refusal, locale))}</dd>"
+        if localized(category.retention, locale):
+            facts += f"<dt>{t('retention')}</dt><dd>{escape(localized(category.retention, locale))}</dd>"
+        if localized(category.refusal, locale):
+            facts += f"<dt>{t('refusal')}</dt><dd>{escape(localized(category.refusal, locale))}</dd>"
         return (
             f'<div class="category">{control}<label for="{ident}">{label}</label>'
-            f'<div class="about" id="{ident}-about"><p>{escape(_text(category.description, locale))}</p>'
+            f'<div class="about" id="{ident}-about"><p>{escape(localized(category.description, locale))}</p>'
             f"<dl>{facts}</dl></div></div>"
         )
 
@@ -212,7 +214,7 @@ class VisitorPage:
         title = f'<section aria-labelledby="history"><h2 id="history">{escape(w["history"])}</h2>'
         if not history:
             return f"{title}<p>{escape(w['no_history'])}</p></section>"
-        labels = {c.name: _text(c.label, locale) or c.name for c in self._config.categories}
+        labels = {c.name: localized(c.label, locale) or c.name for c in self._config.categories}
         order = {name: index for index, name in enumerate(labels)}
 
         def rank(category: str) -> int:
@@ -254,7 +256,3 @@ def _gpc_refuses(config: Config) -> frozenset[str]:
 
 def _nonce(nonce: str | None) -> str:
     return f' nonce="{escape(nonce, quote=True)}"' if nonce else ""
-
-
-def _text(field: Mapping[str, str], locale: str) -> str:
-    return field.get(locale) or field.get("en") or ""
