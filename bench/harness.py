@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Scope
 
 from bench.apps import APP_COOKIES, BANNER_MARKER, BROWSER_HEADERS, GA_COOKIE, HOST, Stack
 from cookie_gate import CookieGateMiddleware
-from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
+from cookie_gate.own_cookies import COUNTER_COOKIE
 
 RawHeaders = list[tuple[bytes, bytes]]
 CONSENT_PATH = "/_cookie_gate/consent"

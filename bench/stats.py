@@ -34,14 +34,13 @@ import yaml
 from bench.harness import private_schema
 from cookie_gate import CookieGateMiddleware
 from cookie_gate.asgi import Receive, Scope, Send
-from cookie_gate.consent import NECESSARY, Consent
+from cookie_gate.page_views import PageView
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.writer import PageView, StatsWriter
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store import open_store
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
-from cookie_gate.visit import Visit
 
 SECRET = "bench-secret-key-0123456789"
 UAP = Path(__file__).resolve().parent.parent / "tests" / "data" / "uap-core" / "test_ua.yaml"
@@ -72,14 +71,14 @@ def bench_record(store_dir: str, n: int = 100_000, rounds: int = 7) -> dict[str,
     agent = (
         b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
     )
-    undecided = gate.visits.resolve(None, False, time.time())
-    accepted = Consent(frozenset({NECESSARY, "analytics"}), decided=True)
     now = time.time()
-    first = Visit(accepted, None, None, (), (), None, None)
-    cookie = stats.page_view(scope, first, now, b"shop.example", agent, None)
+    client = scope["client"][0]
+    undecided = PageView(now, scope["path"], b"h", agent, None, client, True, False, None)
+    first = PageView(now, scope["path"], b"shop.example", agent, None, client, True, True, None)
+    cookie = stats.page_view(first)
     assert cookie is not None
     counter = cookie.split(b";")[0].partition(b"=")[2].decode()
-    returning = Visit(accepted, None, None, (), (), None, counter)
+    returning = first._replace(host=b"h", counter=counter)
 
     def reset() -> None:
         writer._queue.clear()
@@ -89,15 +88,13 @@ def bench_record(store_dir: str, n: int = 100_000, rounds: int = 7) -> dict[str,
 
     results = {
         "empty call": _per_call_us(empty, n, rounds),
-        "undecided visitor": _per_call_us(lambda: stats.page_view(scope, undecided, now, b"h", agent, None), n, rounds),
+        "undecided visitor": _per_call_us(lambda: stats.page_view(undecided), n, rounds),
     }
     reset()
-    results["accepted analytics, same minute"] = _per_call_us(
-        lambda: stats.page_view(scope, returning, now, b"h", agent, None), n, rounds
-    )
+    results["accepted analytics, same minute"] = _per_call_us(lambda: stats.page_view(returning), n, rounds)
     reset()
     results["accepted analytics, new visitor (signs a cookie)"] = _per_call_us(
-        lambda: stats.page_view(scope, first, now, b"h", agent, None), n // 10, rounds
+        lambda: stats.page_view(first._replace(host=b"h")), n // 10, rounds
     )
     reset()
     writer._thread = None
@@ -105,7 +102,7 @@ def bench_record(store_dir: str, n: int = 100_000, rounds: int = 7) -> dict[str,
     return results
 
 
-def _events(count: int, seed: int = 7) -> list[PageView]:
+def _events(count: int, seed: int = 7) -> list[CountedView]:
     cases = yaml.safe_load(UAP.read_text(encoding="utf-8"))["test_cases"]
     agents = [c["user_agent_string"].encode() for c in cases[:1000]]
     rng = random.Random(seed)
@@ -113,7 +110,7 @@ def _events(count: int, seed: int = 7) -> list[PageView]:
     referrers = [None, None, None, b"https://search.example/?q=x", b"https://news.example/a", b"https://shop.example/"]
     now = time.time()
     return [
-        (
+        CountedView(
             now - rng.random() * 86400,
             rng.choice(paths),
             b"shop.example",
@@ -162,7 +159,7 @@ def bench_overload(store_dir: str, total: int = 2_000_000, capacity: int = 50_00
     samples = []
     tracemalloc.start()
     for i in range(1, total + 1):
-        writer.record((time.time(), "/", b"shop.example", agent, None, None, None, False))
+        writer.record(CountedView(time.time(), "/", b"shop.example", agent, None, None, None, False))
         if i % (total // 8) == 0:
             samples.append((i, tracemalloc.get_traced_memory()[0] / 1e6, writer.dropped_total))
     tracemalloc.stop()

@@ -41,7 +41,8 @@ from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, str_size
 from cookie_gate.catalog import NameMatcher, builtin_catalog
 from cookie_gate.config import Config
 from cookie_gate.consent import NECESSARY
-from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
+from cookie_gate.inventory import Inventory
+from cookie_gate.own_cookies import COUNTER_CATEGORY, COUNTER_COOKIE
 from cookie_gate.suspect import MAX_VALUE, Sighting, Verdict, judge, set_cookie_sighting
 
 #: Category of names nobody declared when `unknown_cookies = "block"`; it is never
@@ -71,7 +72,13 @@ NAME_CACHE_BYTES = 2 * 2**20
 
 
 class CookieClassifier:
-    def __init__(self, config: Config, catalog: NameMatcher | None = None, cache_bytes: int = NAME_CACHE_BYTES) -> None:
+    def __init__(
+        self,
+        config: Config,
+        catalog: NameMatcher | None = None,
+        cache_bytes: int = NAME_CACHE_BYTES,
+        inventory: Inventory | None = None,
+    ) -> None:
         exact: dict[str, str] = {}
         prefixes: dict[str, str] = {}
         for category in config.categories:
@@ -81,7 +88,7 @@ class CookieClassifier:
         self._catalog = builtin_catalog() if catalog is None else catalog
         self._known = frozenset(config.category_names)
         # The gateway's own cookies: the choice itself, and the visit counter (it counts, so it is analytics).
-        self._own = {config.cookie_name: NECESSARY, COUNTER_COOKIE: "analytics"}
+        self._own = {config.cookie_name: NECESSARY, COUNTER_COOKIE: COUNTER_CATEGORY}
         self._mode = config.unknown_cookies
         self._unknown = {"allow": NECESSARY, "block": UNDECLARED, "suspect": _UNJUDGED}[config.unknown_cookies]
         self._names = BoundedCache(
@@ -91,8 +98,8 @@ class CookieClassifier:
         self.category: Callable[[str], str] = self._judged if self._mode == "suspect" else self._cached
         #: Whether every request value must be judged (suspect mode), not just a name's first sighting.
         self.judges_requests = self._mode == "suspect"
-        #: Inventory entries (name, category, who filed it) for the statistics writer, which drains it.
-        self.new_names: collections.deque[tuple[str, str, str]] = collections.deque()
+        #: Where each name goes the first time it is filed, for the statistics writer to store.
+        self.new_names = Inventory() if inventory is None else inventory
         #: Names sighted in requests, with the heuristic's verdict for undeclared ones (None for the others).
         #: A suspect verdict stays until the name is pushed out; a clean one gives way to a suspect one.
         #: Bounded, least recently sighted out: a name pushed out by a flood is judged again on its next
@@ -234,11 +241,11 @@ class CookieClassifier:
 
     def _record(self, name: str, verdict: Verdict | None) -> None:
         source = verdict.describe() if verdict is not None and verdict.suspect else self.source(name)
-        self.new_names.append((name, self.category(name), source))
+        self.new_names.add(name, self.category(name), source)
 
     def _left_out(self, what: str) -> None:
         if not self.unrecorded:
-            self.new_names.append((TRUNCATED, "-", f"the inventory is full: further {what} were not recorded"))
+            self.new_names.add(TRUNCATED, "-", f"the inventory is full: further {what} were not recorded")
         self.unrecorded += 1
 
 

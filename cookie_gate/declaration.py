@@ -32,8 +32,8 @@ from cookie_gate.catalog import NameMatcher, builtin_catalog
 from cookie_gate.classify import TRUNCATED, UNDECLARED
 from cookie_gate.config import Category, Config, localized
 from cookie_gate.consent import NECESSARY
+from cookie_gate.own_cookies import COUNTER_COOKIE, COUNTER_LIFETIME_MONTHS
 from cookie_gate.page_texts import DECLARATION, words
-from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE, LIFETIME_MONTHS
 from cookie_gate.terminal import formula_safe, printable
 
 #: An inventory row as `SQLStore.inventory()` returns it: name, category, source, first seen, last seen.
@@ -136,7 +136,7 @@ def build_declaration(config: Config, inventory: Iterable[InventoryRow], locale:
         own[COUNTER_COOKIE] = (
             "analytics",
             w["purpose_counter"],
-            w["months_from_first"].format(months=LIFETIME_MONTHS),
+            w["months_from_first"].format(months=COUNTER_LIFETIME_MONTHS),
             f"HttpOnly; SameSite=Lax; Path=/; {w['secure_on_https']}",
         )
     cookies: list[DeclaredCookie] = []

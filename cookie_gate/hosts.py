@@ -19,6 +19,8 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, bytes_size, str_size
+
 #: RFC 1123 2.1 and RFC 1035 2.3.4: the longest host name, without its trailing dot.
 MAX_HOST_NAME = 253
 #: A `Host` longer than this cannot hold a host name and a port, nor an IPv6 literal and a port.
@@ -123,3 +125,13 @@ def host_pattern_problem(pattern: str) -> str | None:
     if is_host_name(name.removeprefix(".")) or _is_ipv4(name) or _ipv6(name.removeprefix("[").removesuffix("]")):
         return None
     return "must be a host name such as 'example.com', '.example.com' for it and its subdomains, or '*'"
+
+
+#: Host header -> host name, for the request path: at most 256 KB of them (a header above 2 KB is parsed every time).
+HOST_CACHE_BYTES = 256 * 2**10
+cached_request_host = BoundedCache(
+    request_host,
+    lambda raw, host: ENTRY_OVERHEAD + bytes_size(raw) + str_size(host),
+    max_bytes=HOST_CACHE_BYTES,
+    max_entry_bytes=2 * 2**10,
+)

@@ -14,13 +14,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from cookie_gate.banner import BannerRenderer, preferred_locale
+from cookie_gate.cache import ENTRY_OVERHEAD, TUPLE_OVERHEAD, BoundedCache, bytes_size, str_size
 from cookie_gate.config import Config
 from cookie_gate.consent import Consent
 
-__all__ = ["BannerPlacement", "BannerSource", "request_nonce"]
+__all__ = ["BannerPlacement", "BannerSource", "Snippets", "request_nonce"]
+
+#: Banner and Consent Mode snippets per page and choice: the path and query are the visitor's, so
+#: the cache is bounded in bytes; a page whose snippets pass a 64th of it is rendered every time.
+SNIPPET_CACHE_BYTES = 8 * 2**20
+
+
+class Snippets(NamedTuple):
+    """What the page rewriter inserts: after `<head>` and before `</body>` (empty: nothing)."""
+
+    head: bytes
+    body: bytes
+
+
+#: What the snippets depend on without a nonce: Accept-Language, root path, path, query, decided, allowed.
+_SnippetKey = tuple[bytes | None, str, str, bytes, bool, frozenset[str]]
+
+
+def _snippet_bytes(key: _SnippetKey, snippets: Snippets) -> int:
+    language, root, path, query, _, allowed = key
+    size = ENTRY_OVERHEAD + 2 * TUPLE_OVERHEAD + bytes_size(language) + str_size(root) + str_size(path)
+    size += bytes_size(query) + 256 + 64 * len(allowed)  # the set may be a decision's own
+    return size + bytes_size(snippets.head) + bytes_size(snippets.body)
 
 
 def request_nonce(state: Mapping[str, Any] | None, key: str) -> str | None:
@@ -36,14 +59,50 @@ class BannerSource:
     `BannerPlacement` handed to the app holds it; the banner never needs them.
     """
 
-    __slots__ = ("_default_locale", "_locales", "_renderer", "nonce_key")
+    __slots__ = ("_consent_mode", "_default_locale", "_inject", "_locales", "_renderer", "_snippets", "nonce_key")
 
     def __init__(self, config: Config) -> None:
         self._renderer = BannerRenderer(replace(config, secret_keys=(), admin_token=None, store=""))
         self._locales = config.locales
         self._default_locale = config.default_locale
+        self._inject = config.inject_banner
+        self._consent_mode = config.google_consent_mode
         #: Where a CSP middleware leaves the request's nonce in `scope["state"]`.
         self.nonce_key = config.csp_nonce_key
+        self._snippets: BoundedCache[_SnippetKey, Snippets] = BoundedCache(
+            lambda key: self._render(*key, None),
+            _snippet_bytes,
+            max_bytes=SNIPPET_CACHE_BYTES,
+            max_entry_bytes=SNIPPET_CACHE_BYTES // 64,
+        )
+
+    def snippets(
+        self, language: bytes | None, root: str, path: str, query: bytes, consent: Consent, nonce: str | None
+    ) -> Snippets:
+        """What the page rewriter puts into one page: Consent Mode for `<head>`, the banner for `<body>`.
+
+        Without a nonce they depend only on the request's language, root path, page and
+        decision, and the same pages come up again and again, so they are kept (this is
+        the one cache of finished snippets; the renderer keeps only the per-locale parts).
+        """
+        if nonce is None:
+            return self._snippets[language, root, path, query, consent.decided, consent.categories]
+        return self._render(language, root, path, query, consent.decided, consent.categories, nonce)
+
+    def _render(
+        self,
+        language: bytes | None,
+        root: str,
+        path: str,
+        query: bytes,
+        decided: bool,
+        allowed: frozenset[str],
+        nonce: str | None,
+    ) -> Snippets:
+        consent = Consent(allowed, decided=decided)
+        body = self.markup(language, root, path, query, consent, nonce) if self._inject else b""
+        head = self._renderer.consent_mode(consent, nonce) if self._consent_mode else b""
+        return Snippets(head, body)
 
     def markup(
         self, language: bytes | None, root: str, path: str, query: bytes, consent: Consent, nonce: str | None
@@ -56,10 +115,6 @@ class BannerSource:
         next_path = path + ("?" + query.decode("latin-1") if query else "")
         locale = preferred_locale(language, self._locales, self._default_locale)
         return self._renderer.snippet(locale, root, next_path, consent, nonce)
-
-    def consent_mode(self, consent: Consent, nonce: str | None) -> bytes:
-        """Google Consent Mode's default for `consent`, for the page's `<head>`."""
-        return self._renderer.consent_mode(consent, nonce)
 
 
 class BannerPlacement:

@@ -29,7 +29,7 @@ from cookie_gate.cookies import (
     expiries,
     join_segments,
 )
-from cookie_gate.stats.counter import COOKIE_NAME as COUNTER_COOKIE
+from cookie_gate.own_cookies import COUNTER_COOKIE
 from cookie_gate.withdrawals import Withdrawals
 
 #: Longer Cookie headers are analysed without the cache (a browser's are far shorter).

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import VisitStart
-from cookie_gate.stats.writer import StatsWriter
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store import DecisionRecord
 from cookie_gate.store.sql import SQLStore, StatsBatch
 
@@ -69,7 +69,7 @@ def seed(store: SQLStore, days: int = 90, last_day: date = LAST_DAY, views_per_d
                 number = rng.choice((1, 1, 1, 2, 3, 5, 9))
                 start = VisitStart(number, None if number == 1 else rng.choice((0, 1, 3, 8, 20)), 1, number)
             writer.record(
-                (
+                CountedView(
                     at(day, hour, rng.randrange(60)),
                     rng.choice(PATHS),
                     b"shop.example",

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from cookie_gate import CookieGateMiddleware
 from cookie_gate.dashboard.exports import TABLES
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.writer import StatsWriter
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store import DecisionRecord
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from tests.clocks import SteppedClock
@@ -53,7 +53,7 @@ def views(store: SQLStore, per_day: dict[date, int], path: str = "/") -> None:
                          daily_hash=False)  # fmt: skip
     for day, n in per_day.items():
         for i in range(n):
-            writer.record((at(day, 10, i), path, b"shop.example", CHROME.encode(), None, None, None, False))
+            writer.record(CountedView(at(day, 10, i), path, b"shop.example", CHROME.encode(), None, None, None, False))
     assert writer.flush()
     writer.stop()
 

@@ -37,7 +37,7 @@ from cookie_gate.config import ConfigError, load_config
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import StatsWriter, _stop_all_at_exit
+from cookie_gate.stats.writer import CountedView, StatsWriter, _stop_all_at_exit
 from cookie_gate.store import StoreError, open_store
 from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
@@ -57,8 +57,8 @@ async def page(request: Request) -> Response:
 ROUTES = [Route("/{path:path}", page)]
 
 
-def view(path: str = "/", at: float = NOW) -> tuple[Any, ...]:
-    return (at, path, b"shop.example", CHROME.encode(), None, None, None, False)
+def view(path: str = "/", at: float = NOW) -> CountedView:
+    return CountedView(at, path, b"shop.example", CHROME.encode(), None, None, None, False)
 
 
 def report(store: SQLStore) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 import cookie_gate.cookies
-import cookie_gate.middleware
+import cookie_gate.hosts
 from cookie_gate import CookieGateMiddleware
 from cookie_gate.asgi import Message, Receive, Scope, Send
 from cookie_gate.cache import BoundedCache
 from cookie_gate.classify import NAME_CACHE_BYTES
 from cookie_gate.consent import DECODE_CACHE_BYTES
-from cookie_gate.middleware import SNIPPET_CACHE_BYTES
+from cookie_gate.placement import SNIPPET_CACHE_BYTES
 from cookie_gate.visit import EXPIRY_CACHE_BYTES, VISIT_CACHE_BYTES
 from tests.conftest import GateFactory, http_scope
 
@@ -103,8 +103,8 @@ def caches(gate: CookieGateMiddleware) -> dict[str, BoundedCache[Any, Any]]:
         "expiries": gate.visits._expiries,
         "names": gate.classifier._names,
         "consent": gate.endpoints._codec._cached_decode,
-        "snippets": gate._cached_snippets,
-        "hosts": cookie_gate.middleware._cached_host,
+        "snippets": gate.parts.banner._snippets,
+        "hosts": cookie_gate.hosts.cached_request_host,
         "set-cookie attributes": cookie_gate.cookies._deletes,
         "domains": gate.endpoints._variants._by_host,
     }

@@ -29,7 +29,7 @@ from cookie_gate.stats.recorder import Statistics
 from cookie_gate.store import DecisionRecord
 from cookie_gate.store.sqlite import SQLiteStore
 from cookie_gate.terminal import spreadsheet_cell
-from tests.clocks import SteppedClock
+from tests.clocks import SteppedClock, suite_clock
 from tests.conftest import HOST, SECRET, GateFactory, kept_cookie, set_cookies
 
 Clients = Callable[..., httpx.AsyncClient]
@@ -382,7 +382,7 @@ async def test_a_version_one_cookie_holds_until_the_policy_version_changes(
     gate: GateFactory, client_for: Clients
 ) -> None:
     middleware = gate(ROUTES)
-    now = int(middleware._clock())
+    now = int(suite_clock())
     value = version_one_cookie(middleware.endpoints._codec, Decision(frozenset({NECESSARY}), "1", now, "v1id"))
     assert (await client_for(middleware).get("/", headers={"cookie": f"cookie_gate={value}"})).text == "yes"
     bumped = client_for(gate(ROUTES, policy_version="2"))

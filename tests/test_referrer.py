@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.referrer import IP_ADDRESS, is_ip_literal, stored_referrer
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import StatsWriter, _referrer_host
+from cookie_gate.stats.writer import CountedView, StatsWriter, _referrer_host
 from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 
@@ -85,7 +85,7 @@ def test_the_writer_counts_ip_referrers_as_entries_in_one_bucket_and_stores_no_a
     writer = StatsWriter(store, CLOCK, capacity=100, interval=60.0, daily_hash=False)
     referrers = [*IP_REFERRERS, "https://www.google.com/", "http://www.shop.example/internal"]
     for referrer in referrers:
-        writer.record((NOW, "/", b"www.shop.example", CHROME, referrer.encode("utf-8"), None, None, False))
+        writer.record(CountedView(NOW, "/", b"www.shop.example", CHROME, referrer.encode("utf-8"), None, None, False))
     writer.stop()
     report = build_report(store, CLOCK, days=1, now=NOW)
     store.close()

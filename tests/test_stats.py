@@ -17,10 +17,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cookie_gate.cli import main
+from cookie_gate.own_cookies import COUNTER_COOKIE as COOKIE_NAME
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.counter import COOKIE_NAME, Counts, VisitStart, advance
+from cookie_gate.stats.counter import Counts, VisitStart, advance
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import StatsWriter
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store import DecisionRecord, StoreError
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
@@ -48,34 +49,34 @@ def at(text: str) -> float:
 
 
 def test_a_first_page_view_opens_visit_number_one() -> None:
-    counts, start = advance(None, SEOUL.at(at("2026-12-01T10:00")))
+    counts, start, _ = advance(None, SEOUL.at(at("2026-12-01T10:00")))
     assert start == VisitStart(number=1, days_since_last=None, week_rank=1, month_rank=1)
     assert counts.visits == 1 and counts.first_day == counts.last_day
 
 
 def test_page_views_within_thirty_minutes_continue_the_visit() -> None:
-    counts, _ = advance(None, SEOUL.at(at("2026-12-01T10:00")))
-    counts, start = advance(counts, SEOUL.at(at("2026-12-01T10:30")))
+    counts, _, _ = advance(None, SEOUL.at(at("2026-12-01T10:00")))
+    counts, start, _ = advance(counts, SEOUL.at(at("2026-12-01T10:30")))
     assert start is None
-    counts, start = advance(counts, SEOUL.at(at("2026-12-01T11:00")))  # 30 minutes after the last one
+    counts, start, _ = advance(counts, SEOUL.at(at("2026-12-01T11:00")))  # 30 minutes after the last one
     assert start is None
-    counts, start = advance(counts, SEOUL.at(at("2026-12-01T11:31")))
+    counts, start, _ = advance(counts, SEOUL.at(at("2026-12-01T11:31")))
     assert start == VisitStart(number=2, days_since_last=0, week_rank=2, month_rank=2)
 
 
 def test_weeks_and_months_restart_their_ranks_at_the_sites_midnight() -> None:
-    counts, _ = advance(None, SEOUL.at(at("2026-11-29T23:50")))  # a Sunday in Seoul (14:50 UTC)
-    counts, start = advance(counts, SEOUL.at(at("2026-11-30T00:30")))  # Monday: new week, same month
+    counts, _, _ = advance(None, SEOUL.at(at("2026-11-29T23:50")))  # a Sunday in Seoul (14:50 UTC)
+    counts, start, _ = advance(counts, SEOUL.at(at("2026-11-30T00:30")))  # Monday: new week, same month
     assert start == VisitStart(number=2, days_since_last=1, week_rank=1, month_rank=2)
-    counts, start = advance(counts, SEOUL.at(at("2026-12-01T00:10")))  # new month, same week
+    counts, start, _ = advance(counts, SEOUL.at(at("2026-12-01T00:10")))  # new month, same week
     assert start == VisitStart(number=3, days_since_last=1, week_rank=2, month_rank=1)
-    counts, start = advance(counts, SEOUL.at(at("2027-01-20T09:00")))
+    counts, start, _ = advance(counts, SEOUL.at(at("2027-01-20T09:00")))
     assert start is not None and start.days_since_last == 50
 
 
 def test_a_clock_going_backwards_does_not_break_the_counts() -> None:
-    counts, _ = advance(None, SEOUL.at(at("2026-12-01T10:00")))
-    counts, start = advance(counts, SEOUL.at(at("2026-12-01T09:00")))
+    counts, _, _ = advance(None, SEOUL.at(at("2026-12-01T10:00")))
+    counts, start, _ = advance(counts, SEOUL.at(at("2026-12-01T09:00")))
     assert start is not None and start.days_since_last == 0
 
 
@@ -166,10 +167,8 @@ def writer_for(store: SQLStore, **options: Any) -> StatsWriter:
     return StatsWriter(store, SEOUL, **options)
 
 
-def view(
-    when: str = "2026-12-01T10:00", path: str = "/", agent: str = CHROME, **fields: Any
-) -> tuple[float, str, bytes | None, bytes | None, bytes | None, str | None, VisitStart | None, bool]:
-    return (
+def view(when: str = "2026-12-01T10:00", path: str = "/", agent: str = CHROME, **fields: Any) -> CountedView:
+    return CountedView(
         at(when),
         path,
         fields.get("host", b"shop.example"),
@@ -355,7 +354,7 @@ def test_cookie_gate_stats_prints_a_readable_report_and_json(
     writer = StatsWriter(store, SiteClock("UTC"), clock=suite_clock, capacity=100, interval=60, daily_hash=False)
     now = suite_clock()
     for offset in (0, 3600):
-        writer.record((now - offset, "/", b"shop.example", CHROME.encode(), None, None, None, False))
+        writer.record(CountedView(now - offset, "/", b"shop.example", CHROME.encode(), None, None, None, False))
     writer.flush()
     url = f"sqlite:///{store.path}"
     assert main(["--store", url, "stats", "--days", "7"], clock=suite_clock) == 0
@@ -371,8 +370,10 @@ def test_cookie_gate_stats_prints_a_readable_report_and_json(
 
 def test_cookie_gate_purge_applies_retention(store: SQLiteStore, capsys: pytest.CaptureFixture[str]) -> None:
     writer = StatsWriter(store, SiteClock("UTC"), clock=suite_clock, capacity=100, interval=60, daily_hash=False)
-    writer.record((suite_clock() - 120 * 86400, "/old-page", b"shop.example", CHROME.encode(), None, None, None, False))
-    writer.record((suite_clock(), "/new-page", b"shop.example", CHROME.encode(), None, None, None, False))
+    writer.record(
+        CountedView(suite_clock() - 120 * 86400, "/old-page", b"shop.example", CHROME.encode(), None, None, None, False)
+    )
+    writer.record(CountedView(suite_clock(), "/new-page", b"shop.example", CHROME.encode(), None, None, None, False))
     writer.flush()
     assert main(["--store", f"sqlite:///{store.path}", "purge"], clock=suite_clock) == 0
     assert "cookie_gate_detail 1" in capsys.readouterr().out

@@ -30,11 +30,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from cookie_gate.own_cookies import COUNTER_COOKIE as COOKIE_NAME
 from cookie_gate.stats.agents import Agent, AgentClassifier
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.counter import COOKIE_NAME, VisitStart
+from cookie_gate.stats.counter import VisitStart
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import PageView, StatsWriter
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store import open_store
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
@@ -416,7 +417,7 @@ def test_concurrent_flushes_of_the_same_counters_add_up_exactly(
                     # One visitor without consent seen by every writer, one seen by this writer only.
                     ip = None if consented else ("198.51.100.7" if n % 4 == 1 else f"198.51.100.{20 + number}")
                     start = VisitStart(1, None, 1, 1) if consented and n % 10 == 0 else None
-                    event: PageView = (at, "/same", b"shop.example", CHROME.encode(), None, ip, start, consented)
+                    event = CountedView(at, "/same", b"shop.example", CHROME.encode(), None, ip, start, consented)
                     writer.record(event)
                 if not writer.flush(timeout=30):
                     failures.append(f"writer {number} round {round_}: flush failed")
@@ -471,7 +472,7 @@ def test_page_views_survive_a_commit_that_fails_once(tmp_path: Path, monkeypatch
     monkeypatch.setattr(threading, "excepthook", lambda args: uncaught.append(repr(args.exc_value)))
     store = SQLiteStore(tmp_path / "stats.sqlite3")
     writer = StatsWriter(store, UTC_CLOCK, clock=suite_clock, capacity=1000, interval=60.0, daily_hash=False)
-    event: PageView = (suite_clock(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
+    event = CountedView(suite_clock(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
     try:
         writer.start()
         assert writer.flush(timeout=5) is True  # the start-up store check is done: the next commit is the batch's
@@ -502,7 +503,7 @@ def test_stopping_while_the_writer_is_inside_a_round_still_writes_everything(tmp
     writer = StatsWriter(
         store, UTC_CLOCK, clock=suite_clock, capacity=100, interval=0.01, daily_hash=False, on_tick=tick
     )
-    event: PageView = (suite_clock(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
+    event = CountedView(suite_clock(), "/", b"shop.example", CHROME.encode(), None, None, None, False)
     try:
         writer.record(event)  # starts the thread; its first round writes this view, then waits in the tick
         assert inside.wait(5)
@@ -537,9 +538,9 @@ def test_one_page_view_that_cannot_be_classified_costs_only_itself(tmp_path: Pat
     )
     now = suite_clock()
     try:
-        writer.record((now, "/", b"shop.example", b"MarkerBrowser/1.0", None, None, None, False))
+        writer.record(CountedView(now, "/", b"shop.example", b"MarkerBrowser/1.0", None, None, None, False))
         for _ in range(5):
-            writer.record((now, "/", b"shop.example", CHROME.encode(), None, None, None, False))
+            writer.record(CountedView(now, "/", b"shop.example", CHROME.encode(), None, None, None, False))
         flushed = writer.flush(timeout=5)
         written = build_report(store, UTC_CLOCK, days=1, now=now)["pageviews"]
         assert not flushed or written == 5, f"flush() said done with {written} of 5 views written"

@@ -30,11 +30,11 @@ from starlette.routing import Route
 
 from cookie_gate import CookieGateMiddleware
 from cookie_gate.cli import main
+from cookie_gate.own_cookies import COUNTER_COOKIE as COOKIE_NAME
 from cookie_gate.stats.agents import Agent, AgentClassifier
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.counter import COOKIE_NAME
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import PageView, StatsWriter
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import suite_clock
 from tests.conftest import POSTGRES_URL, GateFactory, Postgres, consent_cookie, set_cookies
@@ -244,7 +244,7 @@ def test_store_failures_are_logged_without_addresses_or_user_agents(
         with closing(sqlite3.connect(store.path, isolation_level=None)) as blocker:
             blocker.execute("BEGIN IMMEDIATE")
             for ip, agent, _ in VISITORS:
-                writer.record((suite_clock(), "/", b"shop.example", agent.encode(), None, ip, None, False))
+                writer.record(CountedView(suite_clock(), "/", b"shop.example", agent.encode(), None, ip, None, False))
             assert writer.flush() is False
             blocker.execute("ROLLBACK")
         messages = [r.getMessage() for r in all_logs.records if r.levelno >= logging.WARNING]
@@ -279,10 +279,10 @@ def test_a_failing_classification_is_logged_without_the_user_agent_and_the_write
     )
     try:
         for ip, agent in zip(IPS, reversed(AGENTS), strict=False):  # the failing one first
-            writer.record((suite_clock(), "/", b"shop.example", agent.encode(), None, ip, None, False))
+            writer.record(CountedView(suite_clock(), "/", b"shop.example", agent.encode(), None, ip, None, False))
         writer.flush(timeout=5)
         assert any(r.levelno >= logging.WARNING for r in all_logs.records), "the failure was not logged"
-        good: PageView = (suite_clock(), "/after", b"shop.example", AGENTS[0].encode(), None, IPS[0], None, False)
+        good = CountedView(suite_clock(), "/after", b"shop.example", AGENTS[0].encode(), None, IPS[0], None, False)
         writer.record(good)
         assert writer.flush(timeout=5), "the writer did not survive the failure"
         pages = build_report(store, UTC_CLOCK, days=1, now=suite_clock())["pages"]
@@ -359,10 +359,10 @@ def test_purged_page_views_are_gone_from_the_sqlite_file_and_its_wal(
     # A writer without the daily retention tick, so nothing is purged before the test says so.
     writer = StatsWriter(middleware.store, UTC_CLOCK, clock=suite_clock, capacity=5000, interval=60.0, daily_hash=False)
     for n in range(1500):  # enough rows for a many-page b-tree
-        writer.record((old, f"/old-page-{n:04d}", b"shop.example", agent, None, None, None, False))
+        writer.record(CountedView(old, f"/old-page-{n:04d}", b"shop.example", agent, None, None, None, False))
     for _ in range(3):
-        writer.record((old, PURGED.decode(), b"shop.example", agent, None, None, None, False))
-    writer.record((now, KEPT, b"shop.example", agent, None, None, None, False))
+        writer.record(CountedView(old, PURGED.decode(), b"shop.example", agent, None, None, None, False))
+    writer.record(CountedView(now, KEPT, b"shop.example", agent, None, None, None, False))
     assert writer.flush()
     writer.stop()
     with closing(sqlite3.connect(path)) as other:  # part in the main file, all of it still in WAL frames

@@ -23,7 +23,7 @@ import pytest
 
 from cookie_gate.stats import writer as writer_module
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.writer import StatsWriter
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store import open_store
 from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
@@ -35,8 +35,8 @@ NOW = 1_796_000_000.0
 ROOT = Path(__file__).parent.parent
 
 
-def view(path: str = "/") -> tuple[Any, ...]:
-    return (NOW, path, b"shop.example", CHROME, None, None, None, False)
+def view(path: str = "/") -> CountedView:
+    return CountedView(NOW, path, b"shop.example", CHROME, None, None, None, False)
 
 
 def make(store: SQLiteStore, **options: Any) -> StatsWriter:
@@ -101,7 +101,7 @@ SECOND_SERVER = textwrap.dedent(
     """
     import os, signal, sys, time
     from cookie_gate.stats.clock import SiteClock
-    from cookie_gate.stats.writer import StatsWriter
+    from cookie_gate.stats.writer import CountedView, StatsWriter
     from cookie_gate.store.sqlite import SQLiteStore
 
     CHROME = b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
@@ -113,7 +113,7 @@ SECOND_SERVER = textwrap.dedent(
     first.stop(2.0)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the first server puts back what it found
     second = make()
-    second.record((time.time(), "/second", b"h", CHROME, None, None, None, False))
+    second.record(CountedView(time.time(), "/second", b"h", CHROME, None, None, None, False))
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(10)
     print("still alive")
@@ -232,7 +232,7 @@ def test_sigterm_during_a_server_run_holds_the_signal_until_the_exit_flush(tmp_p
             """
             import os, signal, sys, time
             from cookie_gate.stats.clock import SiteClock
-            from cookie_gate.stats.writer import StatsWriter
+            from cookie_gate.stats.writer import CountedView, StatsWriter
             from cookie_gate.store.sqlite import SQLiteStore
 
             CHROME = b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
@@ -245,7 +245,7 @@ def test_sigterm_during_a_server_run_holds_the_signal_until_the_exit_flush(tmp_p
             while not exiting:
                 time.sleep(0.01)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server puts back what it found...
-            writer.record((time.time(), "/last", b"h", CHROME, None, None, None, False))
+            writer.record(CountedView(time.time(), "/last", b"h", CHROME, None, None, None, False))
             signal.raise_signal(signal.SIGTERM)  # ...and raises it again: held, so exit comes first
             print("returned from the server")
             """

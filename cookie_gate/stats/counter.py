@@ -13,13 +13,12 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from itsdangerous import BadSignature, Signer
 
 from cookie_gate.stats.clock import Moment
 
-COOKIE_NAME = "cookie_gate_visits"
-LIFETIME_MONTHS = 13
 VISIT_GAP_MINUTES = 30
 _FORMAT = "1"
 
@@ -46,19 +45,25 @@ class VisitStart:
     month_rank: int
 
 
-def advance(counts: Counts | None, now: Moment) -> tuple[Counts, VisitStart | None]:
-    """The counts after a page view at `now`, and the visit it opened, if it opened one.
+class Step(NamedTuple):
+    """One page view's effect on the counts."""
 
-    Unchanged counts come back as the very same object, so the caller can tell by
-    identity that no cookie needs to be written.
-    """
+    counts: Counts
+    #: The visit this page view opened, None when it continues one.
+    start: VisitStart | None
+    #: Whether the counts differ from the visitor's cookie, so a new one must be written.
+    changed: bool
+
+
+def advance(counts: Counts | None, now: Moment) -> Step:
+    """The counts after a page view at `now`, the visit it opened, and whether the cookie must be rewritten."""
     if counts is None:
         fresh = Counts(1, now.day, now.day, now.minute, now.week, 1, now.month, 1)
-        return fresh, VisitStart(1, None, 1, 1)
+        return Step(fresh, VisitStart(1, None, 1, 1), True)
     if now.minute == counts.last_minute:
-        return counts, None  # the common case: nothing to write back
+        return Step(counts, None, False)  # the common case: nothing to write back
     if now.minute - counts.last_minute <= VISIT_GAP_MINUTES and now.minute > counts.last_minute:
-        return replace(counts, last_minute=now.minute), None
+        return Step(replace(counts, last_minute=now.minute), None, True)
     week_visits = counts.week_visits + 1 if counts.week == now.week else 1
     month_visits = counts.month_visits + 1 if counts.month == now.month else 1
     updated = Counts(
@@ -71,7 +76,7 @@ def advance(counts: Counts | None, now: Moment) -> tuple[Counts, VisitStart | No
         month=now.month,
         month_visits=month_visits,
     )
-    return updated, VisitStart(updated.visits, max(0, now.day - counts.last_day), week_visits, month_visits)
+    return Step(updated, VisitStart(updated.visits, max(0, now.day - counts.last_day), week_visits, month_visits), True)
 
 
 class CounterCodec:

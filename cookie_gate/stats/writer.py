@@ -40,11 +40,12 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from cookie_gate.clock import Clock
 from cookie_gate.hosts import request_host
+from cookie_gate.inventory import Inventory
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import VisitStart
@@ -54,9 +55,22 @@ from cookie_gate.store.sql import SQLStore, StatsBatch
 
 logger = logging.getLogger("cookie_gate.stats")
 
-#: One page view: (time, path, Host, User-Agent, Referer, client IP or None, the visit it opened or None,
-#: whether the visitor accepted analytics). A plain tuple because it is built on every page view.
-PageView = tuple[float, str, bytes | None, bytes | None, bytes | None, str | None, VisitStart | None, bool]
+
+class CountedView(NamedTuple):
+    """One page view as the writer counts it (`Statistics.page_view` builds it from the core's `PageView`)."""
+
+    at: float
+    path: str
+    host: bytes | None
+    agent: bytes | None
+    referrer: bytes | None
+    #: The client's address, only when it goes into the salted daily visitor key; None otherwise.
+    client: str | None
+    #: The visit this page view opened, from the counter cookie; None when it opened none (or no counter).
+    start: VisitStart | None
+    #: The visitor accepted analytics.
+    consented: bool
+
 
 #: Batches the store refused are kept and retried, up to this many distinct counters.
 MAX_PENDING = 200_000
@@ -107,7 +121,7 @@ class StatsWriter:
         daily_hash: bool,
         agents: AgentClassifier | None = None,
         on_tick: Callable[[float], None] | None = None,
-        cookie_names: collections.deque[tuple[str, str, str]] | None = None,
+        inventory: Inventory | None = None,
         shutdown_timeout: float = 5.0,
         max_pending: int = MAX_PENDING,
     ) -> None:
@@ -120,8 +134,8 @@ class StatsWriter:
         self._interval = interval
         self._daily_hash = daily_hash
         self._on_tick = on_tick
-        self._cookie_names = cookie_names if cookie_names is not None else collections.deque()
-        self._queue: collections.deque[PageView] = collections.deque()
+        self._inventory = Inventory() if inventory is None else inventory
+        self._queue: collections.deque[CountedView] = collections.deque()
         self._salts: dict[str, bytes] = {}
         self._shutdown_timeout = shutdown_timeout
         self._max_pending = max_pending
@@ -170,7 +184,7 @@ class StatsWriter:
 
     # -- the request path -----------------------------------------------------------------------
 
-    def record(self, event: PageView) -> None:
+    def record(self, event: CountedView) -> None:
         """Queue one page view; never blocks. A full queue drops the event and counts it."""
         if self._terminating:
             self._record_while_terminating(event)
@@ -183,7 +197,7 @@ class StatsWriter:
         if self._thread is None:
             self.start()
 
-    def _record_while_terminating(self, event: PageView) -> None:
+    def _record_while_terminating(self, event: CountedView) -> None:
         if self._lost_in_shutdown:  # said once already; the store would not take its count either
             self.dropped_total += 1
             return
@@ -345,10 +359,9 @@ class StatsWriter:
 
     def _drain(self) -> None:
         batch = self._aggregate()
-        if self._cookie_names:
+        if self._inventory:
             today = self._site_clock.at(self._clock()).day_key
-            for _ in range(len(self._cookie_names)):
-                name, category, source = self._cookie_names.popleft()
+            for name, category, source in self._inventory.take():
                 batch.cookies[name] = (category, source, today)
         if self.dropped:
             dropped, self.dropped = self.dropped, 0
@@ -419,7 +432,7 @@ class StatsWriter:
                 logger.error("cookie_gate could not count a page view: %s", type(error).__name__)
         return batch
 
-    def _count(self, event: PageView, batch: StatsBatch) -> None:
+    def _count(self, event: CountedView, batch: StatsBatch) -> None:
         """Add one page view to the batch; the event (with its IP and User-Agent) is dropped after."""
         hourly, daily, detail = batch.hourly, batch.daily, batch.detail
         add = batch.add
