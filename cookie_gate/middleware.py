@@ -101,7 +101,9 @@ class CookieGateMiddleware:
         if not self._inject:
             state = scope["state"]
             query = scope.get("query_string", b"")
-            placement = BannerPlacement(self._banner, state, request.language, root, scope["path"], query)
+            placement = BannerPlacement(
+                self._banner, state, request.headers.get(b"accept-language"), root, scope["path"], query
+            )
             state[GATE_STATE_KEY] = placement
         may_rewrite = scope["method"] != "HEAD"
         if may_rewrite:

@@ -23,25 +23,15 @@ UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
 
 
 class Request:
-    """What the response side needs from one request: its visit, when it came, and four headers."""
+    """What the response side needs from one request: its visit, when it came, and its headers."""
 
-    __slots__ = ("agent", "host", "language", "now", "referrer", "visit")
+    __slots__ = ("headers", "now", "visit")
 
-    def __init__(
-        self,
-        visit: Visit,
-        now: float,
-        host: bytes | None,
-        language: bytes | None,
-        agent: bytes | None,
-        referrer: bytes | None,
-    ) -> None:
+    def __init__(self, visit: Visit, now: float, headers: dict[bytes, bytes]) -> None:
         self.visit = visit
         self.now = now
-        self.host = host
-        self.language = language
-        self.agent = agent
-        self.referrer = referrer
+        #: Header name (lower case) -> value, the last one of a repeated header; Cookie as the browser sent it.
+        self.headers = headers
 
 
 class RequestReader:
@@ -71,14 +61,7 @@ class RequestReader:
             scope["state"] = {"consent": visit.consent}
         else:
             state["consent"] = visit.consent
-        return Request(
-            visit,
-            now,
-            fields.get(b"host"),
-            fields.get(b"accept-language"),
-            fields.get(b"user-agent"),
-            fields.get(b"referer"),
-        )
+        return Request(visit, now, fields)
 
 
 def _read_slowly(headers: RawHeaders) -> tuple[bytes | None, bool, dict[bytes, bytes]]:

@@ -99,7 +99,11 @@ class ResponsePolicy:
         else:
             out = list(headers)
         if visit.refused:
-            out.extend(self._visits.expiry_headers(visit, _host(scope, request.host), scope.get("scheme") in _SECURE))
+            out.extend(
+                self._visits.expiry_headers(
+                    visit, _host(scope, request.headers.get(b"host")), scope.get("scheme") in _SECURE
+                )
+            )
         if counter is not None:
             out.append((b"set-cookie", counter))
         message = {**message, "headers": out}
@@ -119,7 +123,7 @@ class ResponsePolicy:
         blocking = None if not self._prior_blocking or self._everything <= consent.categories else consent.categories
         nonce = request_nonce(scope.get("state"), self._banner.nonce_key)
         path, query = scope["path"], scope.get("query_string", b"")
-        head, body = self._banner.snippets(request.language, root, path, query, consent, nonce)
+        head, body = self._banner.snippets(request.headers.get(b"accept-language"), root, path, query, consent, nonce)
         if not head and not body and blocking is None:
             return None
         return PageRewriter(head, body, blocking)
@@ -165,14 +169,14 @@ class Responder:
 
 
 def _page_view(scope: Scope, request: Request) -> PageView:
-    visit = request.visit
+    visit, headers = request.visit, request.headers
     client = scope.get("client")
     return PageView(
         request.now,
         scope["path"],
-        request.host,
-        request.agent,
-        request.referrer,
+        headers.get(b"host"),
+        headers.get(b"user-agent"),
+        headers.get(b"referer"),
         client[0] if client else None,
         scope.get("scheme") == "https",
         COUNTER_CATEGORY in visit.consent.categories,
