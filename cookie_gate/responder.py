@@ -57,20 +57,20 @@ class ResponsePolicy:
         visit = request.visit
         allowed = visit.consent.categories
         headers = message.get("headers") or ()
-        refused: list[int] = []
+        set_cookies: list[int] = []
         content_type = encoding = disposition = None
         for index, (name, value) in enumerate(headers):
             if not name.islower():
                 name = name.lower()  # Django and some apps send "Set-Cookie", "Content-Type"
             if name == b"set-cookie":
-                if self._set_cookies.refuses(value, allowed, request.now):
-                    refused.append(index)
+                set_cookies.append(index)
             elif name == b"content-type":
                 content_type = value
             elif name == b"content-encoding":
                 encoding = value
             elif name == b"content-disposition":
                 disposition = value
+        refused = self._set_cookies.refused(headers, set_cookies, allowed, request.now) if set_cookies else set_cookies
         status = message["status"]
         html = (
             status == 200

@@ -13,6 +13,8 @@ visitor refused is doing the right thing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.cookies import is_deletion, set_cookie_name
 
@@ -36,6 +38,24 @@ class SetCookieFilter:
         if category is None:
             return self._refuses_unfiled(set_cookie, allowed, now)
         return category not in allowed and not is_deletion(set_cookie)
+
+    def refused(
+        self, headers: Sequence[tuple[bytes, bytes]], positions: list[int], allowed: frozenset[str], now: float
+    ) -> list[int]:
+        """Which of the Set-Cookies at `positions` in `headers` must be dropped (`refuses` for each, inlined)."""
+        filed = self._filed
+        dropped = []
+        for index in positions:
+            value = headers[index][1]
+            at = value.find(b"=")
+            category = filed.get(value[:at]) if at > 0 else None
+            if category is None:
+                if self._refuses_unfiled(value, allowed, now):
+                    dropped.append(index)
+                filed = self._filed  # a judgment may have changed categories: `forget` rebinds it
+            elif category not in allowed and not is_deletion(value):
+                dropped.append(index)
+        return dropped
 
     def forget(self) -> None:
         """Drop every remembered category (a judgment changed one; called from any thread)."""
