@@ -12,12 +12,13 @@ exports the proof-of-consent log, `shown` prints what its digests stand for, and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
 import time
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -32,17 +33,40 @@ from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.report import build_report, format_report
 from cookie_gate.stats.retention import Retention
 from cookie_gate.store import StoreError, check_store, open_store
-from cookie_gate.store.sql import SCHEMA_VERSION
+from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore
 from cookie_gate.terminal import printable, printable_json
+
+#: What a subcommand runs: its exit code from the validated settings, its arguments and the wall clock.
+Command = Callable[[Config, argparse.Namespace, Clock], int]
+#: A subcommand that works on the opened store; `_on_store` opens, reports and closes it.
+StoreCommand = Callable[[Config, SQLStore, argparse.Namespace, Clock], None]
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        # Only check-config needs the real secret; a placeholder keeps the other commands' validation whole.
+        placeholder = None if args.command == "check-config" else "placeholder-secret-for-cli"
+        config = load_config(args.config, secret_key=placeholder, store=args.store)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    run: Command = args.run
+    return run(config, args, clock)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; each subcommand names the function it runs (`run`), so none can fall into another."""
     parser = argparse.ArgumentParser(prog="cookie-gate", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--config", help="TOML settings file (as passed to the middleware)")
     parser.add_argument("--store", help=f"store URL (default: $COOKIE_GATE_STORE, the config, or {DEFAULT_STORE})")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("check-config", help="validate the settings, try the store, and print a summary")
-    commands.add_parser("migrate", help="apply the store's schema versions (safe to repeat, and while others run)")
+    check = commands.add_parser("check-config", help="validate the settings, try the store, and print a summary")
+    check.set_defaults(run=_check_config)
+    migrate = commands.add_parser(
+        "migrate", help="apply the store's schema versions (safe to repeat, and while others run)"
+    )
+    migrate.set_defaults(run=_on_store(_migrate))
     cookies = commands.add_parser("cookies", help="the cookie declaration table, or how given names are filed")
     cookies.add_argument("names", nargs="*", help="cookie names to look up")
     cookies.add_argument(
@@ -51,9 +75,11 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
         help="the declaration for a privacy policy (table and PIPA Art. 30(1)7 disclosure; csv: the table only)",
     )
     cookies.add_argument("--locale", choices=LOCALES, help="the declaration's language (default: default_locale)")
+    cookies.set_defaults(run=_cookies)
     stats = commands.add_parser("stats", help="the visit statistics report")
     stats.add_argument("--days", type=_positive, default=30, help="the last N days, today included (default 30)")
     stats.add_argument("--json", action="store_true", help="print the report as JSON")
+    stats.set_defaults(run=_on_store(_stats))
     consents = commands.add_parser(
         "consents", help="the proof-of-consent log: each decision, how it came and a digest of what was shown"
     )
@@ -69,73 +95,86 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = time.time) -> int:
         help="only the decisions under this consent id (one starting with '-' as --id=-...)",
     )
     consents.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    consents.set_defaults(run=_on_store(_consents))
     shown = commands.add_parser(
         "shown", help="what the banner shows in each locale, and its digest as the consent log records it"
     )
     shown.add_argument("--locale", help="only this locale")
-    commands.add_parser("purge", help="apply retention now: delete what is older than the retention periods")
-    args = parser.parse_args(argv)
-    try:
-        # Only check-config needs the real secret; a placeholder keeps the other commands' validation whole.
-        placeholder = None if args.command == "check-config" else "placeholder-secret-for-cli"
-        config = load_config(args.config, secret_key=placeholder, store=args.store)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
-    if args.command == "check-config":
-        print(_summary(config))
-        return _check_store(config)
-    elif args.command == "shown":
-        return _shown(config, args.locale)
-    elif args.command == "cookies" and args.names:
-        if args.format or args.locale:
-            print("cookie-gate: --format and --locale apply to the declaration, not to a look-up", file=sys.stderr)
+    shown.set_defaults(run=_shown)
+    purge = commands.add_parser("purge", help="apply retention now: delete what is older than the retention periods")
+    purge.set_defaults(run=_on_store(_purge))
+    return parser
+
+
+def _on_store(command: StoreCommand) -> Command:
+    """`command` on the opened store: exit 2 if the store cannot be opened, 1 if it fails, else 0."""
+
+    @functools.wraps(command)
+    def run(config: Config, args: argparse.Namespace, clock: Clock) -> int:
+        try:
+            store = open_store(config.store)
+        except StoreError as error:
+            print(f"cookie-gate: {error}", file=sys.stderr)
             return 2
-        print(_lookup(config, args.names, _seen(config, args.names)))
-    else:
-        return _with_store(config, args, clock)
-    return 0
+        try:
+            command(config, store, args, clock)
+        except StoreError as error:
+            print(f"cookie-gate: {error}", file=sys.stderr)
+            return 1
+        finally:
+            store.close()
+        return 0
+
+    return run
 
 
-def _with_store(config: Config, args: argparse.Namespace, clock: Clock) -> int:
-    try:
-        store = open_store(config.store)
-    except StoreError as error:
-        print(f"cookie-gate: {error}", file=sys.stderr)
+def _check_config(config: Config, args: argparse.Namespace, clock: Clock) -> int:
+    print(_summary(config))
+    return _check_store(config)
+
+
+def _cookies(config: Config, args: argparse.Namespace, clock: Clock) -> int:
+    """Given names: how each is filed (the store only if it exists); none: the declaration, from the store."""
+    if not args.names:
+        return _on_store(_declaration)(config, args, clock)
+    if args.format or args.locale:
+        print("cookie-gate: --format and --locale apply to the declaration, not to a look-up", file=sys.stderr)
         return 2
-    try:
-        if args.command == "cookies" and (args.format or args.locale):
-            locale = args.locale or (config.default_locale if config.default_locale in LOCALES else "en")
-            # The builder escapes what visitors chose; each format escapes for itself.
-            print(render(build_declaration(config, store.inventory(), locale), args.format or "md"), end="")
-        elif args.command == "cookies":
-            print(_declarations(config))
-            # Visitors chose these names: printed with control characters escaped.
-            rows = store.inventory()
-            print(
-                _inventory([(printable(name), category, by, first, last) for name, category, by, first, last in rows])
-            )
-        elif args.command == "stats":
-            report = build_report(store, SiteClock(config.timezone), days=args.days, now=clock())
-            # format_report escapes what visitors control; in JSON the escape is JSON's own.
-            print(
-                printable_json(json.dumps(report, ensure_ascii=False, indent=2)) if args.json else format_report(report)
-            )
-        elif args.command == "consents":
-            since = None if args.since is None else _timestamp(args.since, config.timezone)
-            records = store.consent_log(since=since, consent_id=args.consent_id)
-            (write_json if args.format == "json" else write_csv)(records, sys.stdout)
-        elif args.command == "migrate":
-            print(f"store schema version: {store.schema_version()} (this release writes {SCHEMA_VERSION})")
-        else:
-            deleted = Retention(config, store, SiteClock(config.timezone)).purge(clock())
-            print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
-    except StoreError as error:
-        print(f"cookie-gate: {error}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
+    print(_lookup(config, args.names, _seen(config, args.names)))
     return 0
+
+
+def _declaration(config: Config, store: SQLStore, args: argparse.Namespace, clock: Clock) -> None:
+    if args.format or args.locale:
+        locale = args.locale or (config.default_locale if config.default_locale in LOCALES else "en")
+        # The builder escapes what visitors chose; each format escapes for itself.
+        print(render(build_declaration(config, store.inventory(), locale), args.format or "md"), end="")
+        return
+    print(_declarations(config))
+    # Visitors chose these names: printed with control characters escaped.
+    rows = store.inventory()
+    print(_inventory([(printable(name), category, by, first, last) for name, category, by, first, last in rows]))
+
+
+def _stats(config: Config, store: SQLStore, args: argparse.Namespace, clock: Clock) -> None:
+    report = build_report(store, SiteClock(config.timezone), days=args.days, now=clock())
+    # format_report escapes what visitors control; in JSON the escape is JSON's own.
+    print(printable_json(json.dumps(report, ensure_ascii=False, indent=2)) if args.json else format_report(report))
+
+
+def _consents(config: Config, store: SQLStore, args: argparse.Namespace, clock: Clock) -> None:
+    since = None if args.since is None else _timestamp(args.since, config.timezone)
+    records = store.consent_log(since=since, consent_id=args.consent_id)
+    (write_json if args.format == "json" else write_csv)(records, sys.stdout)
+
+
+def _migrate(config: Config, store: SQLStore, args: argparse.Namespace, clock: Clock) -> None:
+    print(f"store schema version: {store.schema_version()} (this release writes {SCHEMA_VERSION})")
+
+
+def _purge(config: Config, store: SQLStore, args: argparse.Namespace, clock: Clock) -> None:
+    deleted = Retention(config, store, SiteClock(config.timezone)).purge(clock())
+    print("purged: " + ", ".join(f"{table} {n}" for table, n in deleted.items()))
 
 
 def _check_store(config: Config) -> int:
@@ -164,8 +203,9 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _shown(config: Config, locale: str | None) -> int:
+def _shown(config: Config, args: argparse.Namespace, clock: Clock) -> int:
     """Per locale, its digest and the one-line document it is the sha256 of (ASCII JSON)."""
+    locale: str | None = args.locale
     if locale is not None and locale not in config.locales:
         print(
             f"cookie-gate: no locale {printable(locale)!r} (the banner has: {', '.join(config.locales)})",

@@ -12,10 +12,10 @@ import os
 import re
 import tomllib
 import zoneinfo
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from cookie_gate.consent import NECESSARY
@@ -193,7 +193,11 @@ class Config:
 
 
 class Options(TypedDict, total=False):
-    """Every setting that can be passed as a keyword argument (see `Config` for meanings)."""
+    """Every setting that can be passed as a keyword argument (see `Config` for meanings).
+
+    mypy needs `**options: Unpack[Options]` spelled out, so this cannot be derived from `Config`;
+    tests/test_config.py fails when the two disagree. `secret_key` is the middleware's own argument.
+    """
 
     store: str
     admin_token: str
@@ -228,40 +232,22 @@ class Options(TypedDict, total=False):
     csp_nonce_key: str
 
 
-_SIMPLE_KEYS = {
-    "secret_key",
-    "mode",
-    "policy_version",
-    "consent_lifetime_days",
-    "cookie_name",
-    "cookie_domain",
-    "mount_path",
-    "unknown_cookies",
-    "allowed_origins",
-    "allowed_hosts",
-    "store",
-    "admin_token",
-    "privacy_policy_url",
-    "inject_banner",
-    "max_body_bytes",
-    "categories",
-    "statistics",
-    "timezone",
-    "detail_retention_days",
-    "aggregate_retention_months",
-    "consent_log_retention_days",
-    "reprompt_on_change",
-    "daily_visitor_hash",
-    "stats_flush_seconds",
-    "stats_queue_size",
-    "shutdown_timeout",
-    "default_locale",
-    "texts",
-    "settings_button",
-    "google_consent_mode",
-    "prior_blocking",
-    "csp_nonce_key",
-}
+def _setting_name(field_name: str) -> str:
+    """The name a setting goes by in a file, the environment and keywords: its field's, but for the signing keys.
+
+    `secret_key` takes one key, several comma-separated, or a list (newest first); the field holds the tuple.
+    """
+    return "secret_key" if field_name == "secret_keys" else field_name
+
+
+#: Setting name -> `Config` field. `Config` is the one list of settings: a new field can be set in the file,
+#: by keyword (once added to `Options`) and from an environment variable listed below.
+_FIELDS: dict[str, str] = {_setting_name(f.name): f.name for f in fields(Config)}
+_SETTINGS = set(_FIELDS)
+#: Each field's type, resolved: `_validate` checks every `int` (positive), `bool` and `Literal` field by
+#: it, so a new field of those types is validated without being listed again.
+_TYPES: dict[str, Any] = get_type_hints(Config)
+#: Settings an environment variable may give (the deployment's secrets and the store's URL).
 _ENVIRONMENT = {
     "secret_key": "COOKIE_GATE_SECRET_KEY",
     "store": "COOKIE_GATE_STORE",
@@ -285,7 +271,7 @@ def load_config(
         base = config
         if "secret_key" in given:
             given["secret_keys"] = _secret_keys(given.pop("secret_key"))
-        _reject_unknown(given, set(_SIMPLE_KEYS) | {"secret_keys"})
+        _reject_unknown(given, _SETTINGS | {"secret_keys"})
         try:
             return _validate(replace(base, **given))
         except TypeError as error:
@@ -293,11 +279,11 @@ def load_config(
     settings: dict[str, Any] = {}
     if config is not None:
         settings.update(_read_file(config) if not isinstance(config, Mapping) else dict(config))
-        _reject_unknown(settings, _SIMPLE_KEYS)
+        _reject_unknown(settings, _SETTINGS)
     for key, variable in _ENVIRONMENT.items():
         if environ.get(variable):
             settings[key] = environ[variable]
-    _reject_unknown(given, _SIMPLE_KEYS)
+    _reject_unknown(given, _SETTINGS)
     settings.update(given)
     return _from_settings(settings)
 
@@ -329,17 +315,11 @@ def _from_settings(settings: Mapping[str, Any]) -> Config:
             "secret_key",
             "missing: pass secret_key=... or set COOKIE_GATE_SECRET_KEY (comma-separated to rotate, newest first)",
         )
-    values: dict[str, Any] = {"secret_keys": _secret_keys(settings["secret_key"])}
-    for key in _SIMPLE_KEYS - {"secret_key", "categories", "allowed_origins", "allowed_hosts", "texts"}:
-        if key in settings:
-            values[key] = settings[key]
-    for key in ("allowed_origins", "allowed_hosts"):
-        if key in settings:
-            values[key] = tuple(_string_list(key, settings[key]))
-    if "categories" in settings:
-        values["categories"] = _categories(settings["categories"])
-    if "texts" in settings:
-        values["texts"] = _merged_texts(settings["texts"])
+    values: dict[str, Any] = {}
+    for name, field_name in _FIELDS.items():
+        if name in settings:
+            parse = _PARSERS.get(name)
+            values[field_name] = settings[name] if parse is None else parse(settings[name])
     return _validate(Config(**values))
 
 
@@ -437,22 +417,28 @@ def _categories(value: Any) -> tuple[Category, ...]:
     return tuple(merged + list(given.values()))
 
 
+#: How a setting as given (TOML, environment or keyword) becomes its field's value; the others are taken
+#: as given, and `_validate` checks every field.
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "secret_key": _secret_keys,
+    "categories": _categories,
+    "allowed_origins": lambda value: tuple(_string_list("allowed_origins", value)),
+    "allowed_hosts": lambda value: tuple(_string_list("allowed_hosts", value)),
+    "texts": _merged_texts,
+}
+
+
 def _validate(config: Config) -> Config:
-    _choice("mode", config.mode, ("opt-in", "opt-out"))
-    _choice("unknown_cookies", config.unknown_cookies, ("allow", "suspect", "block"))
+    for name, kind in _TYPES.items():
+        value = getattr(config, name)
+        if get_origin(kind) is Literal:
+            _choice(name, value, get_args(kind))
+        elif kind is bool and not isinstance(value, bool):
+            raise ConfigError(name, "must be true or false")
+        elif kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(name, "must be a positive whole number")
     if not isinstance(config.policy_version, str) or not _POLICY_VERSION.match(config.policy_version):
         raise ConfigError("policy_version", "must be 1-32 characters of letters, digits, '.', '_' or '-'")
-    for key in (
-        "consent_lifetime_days",
-        "max_body_bytes",
-        "detail_retention_days",
-        "aggregate_retention_months",
-        "consent_log_retention_days",
-        "stats_queue_size",
-    ):
-        number = getattr(config, key)
-        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-            raise ConfigError(key, "must be a positive whole number")
     if config.consent_lifetime_days > 400:
         raise ConfigError("consent_lifetime_days", "browsers cap cookie lifetime at 400 days")
     if config.consent_log_retention_days < config.consent_lifetime_days:
@@ -491,9 +477,6 @@ def _validate(config: Config) -> Config:
         url = getattr(config, key)
         if url is not None and (not isinstance(url, str) or not _is_link(url)):
             raise ConfigError(key, f"{url!r} is not an http(s) URL nor a local path such as '/privacy'")
-    for key in ("inject_banner", "statistics", "daily_visitor_hash", "reprompt_on_change"):
-        if not isinstance(getattr(config, key), bool):
-            raise ConfigError(key, "must be true or false")
     flush = config.stats_flush_seconds
     if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0.05 <= flush <= 300:
         raise ConfigError("stats_flush_seconds", "must be a number of seconds between 0.05 and 300")
@@ -504,10 +487,6 @@ def _validate(config: Config) -> Config:
         zoneinfo.ZoneInfo(config.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise ConfigError("timezone", f"{config.timezone!r} is not an IANA time zone such as 'Asia/Seoul'") from None
-    _choice("settings_button", config.settings_button, ("bottom-left", "bottom-right", "off"))
-    for key in ("google_consent_mode", "prior_blocking"):
-        if not isinstance(getattr(config, key), bool):
-            raise ConfigError(key, "must be true or false")
     if not isinstance(config.csp_nonce_key, str) or not config.csp_nonce_key:
         raise ConfigError("csp_nonce_key", "must be a non-empty string")
     if config.default_locale not in config.texts:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import subprocess
 import sys
 import tomllib
@@ -11,9 +13,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from cookie_gate.classify import TRUNCATED
-from cookie_gate.cli import main
+from cookie_gate.cli import build_parser, main
 from cookie_gate.store.sql import SCHEMA_VERSION, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
+from tests.clocks import suite_clock
 
 DEMO_CONFIG = str(Path(__file__).parent.parent / "examples" / "demo" / "cookie-gate.toml")
 
@@ -178,3 +181,59 @@ def test_a_generic_name_says_the_unknown_cookies_setting_decides_it(
     assert "uid: undeclared\n  filed by: a generic name, decided as unknown names are: blocked" in out
     assert "  catalogue: Generic names apps use for themselves: https://" in out
     assert "sessionid: necessary\n  filed by: the built-in catalogue" in out
+
+
+def test_every_command_runs_its_own_function() -> None:
+    (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    runs = {name: parser.get_default("run") for name, parser in commands.choices.items()}
+    assert set(runs) == {"check-config", "migrate", "cookies", "stats", "consents", "shown", "purge"}
+    assert all(callable(run) for run in runs.values())
+    functions = [inspect.unwrap(run) for run in runs.values()]
+    assert len(set(functions)) == len(functions)
+
+
+@pytest.mark.parametrize(
+    ("argv", "first_line"),
+    [
+        (["check-config"], "configuration OK"),
+        (["migrate"], f"store schema version: {SCHEMA_VERSION} (this release writes {SCHEMA_VERSION})"),
+        (["cookies"], "category     label (en)          cookies declared by the site"),
+        (["cookies", "_fbp"], "_fbp: marketing"),
+        (["cookies", "--format", "json"], "{"),
+        (["stats"], "cookie_gate statistics  "),
+        (["consents"], "consent_id,decided_at,action,categories,policy_version,gpc,method,locale,shown"),
+        (["shown", "--locale", "ko"], "ko "),
+        (["purge"], "purged: "),
+    ],
+)
+def test_each_command_does_its_own_work(
+    argv: list[str],
+    first_line: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COOKIE_GATE_SECRET_KEY", "s" * 32)
+    assert main(["--store", f"sqlite:///{tmp_path / 'gate.sqlite3'}", *argv], clock=suite_clock) == 0
+    assert capsys.readouterr().out.startswith(first_line)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["purge-all"], "argument command: invalid choice: 'purge-all'"),
+        (["Purge"], "argument command: invalid choice: 'Purge'"),
+        ([], "the following arguments are required: command"),
+    ],
+)
+def test_an_unknown_or_missing_command_is_a_usage_error_not_a_purge(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "gate.sqlite3"
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", f"sqlite:///{store}", *argv])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "purged" not in err
+    assert err.startswith("usage: cookie-gate") and f"cookie-gate: error: {message}" in err
+    assert not store.exists()

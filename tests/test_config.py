@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 
 from cookie_gate import Category, ConfigError, CookieGateMiddleware, load_config
 from cookie_gate.asgi import Receive, Scope, Send
+from cookie_gate.config import _ENVIRONMENT, Config, Options
 from tests.conftest import SECRET
 
 NO_ENV: dict[str, str] = {}
@@ -240,3 +243,122 @@ def test_allowed_hosts_take_django_style_patterns() -> None:
 def test_a_host_prefixed_cookie_name_is_accepted_without_a_domain() -> None:
     config = load_config(secret_key=SECRET, environ=NO_ENV, cookie_name="__Host-cookie_gate")
     assert config.cookie_name == "__Host-cookie_gate" and config.cookie_domain is None
+
+
+#: The settings as files, keywords and the environment name them: `Config`'s fields, `secret_keys` as `secret_key`.
+SETTINGS = {"secret_key" if f.name == "secret_keys" else f.name for f in fields(Config)}
+
+#: A value other than the default for every setting, as a TOML value.
+EVERY_SETTING = {
+    "secret_key": '["new-0123456789abcdef", "old-0123456789abcdef"]',
+    "categories": '{ chat = { label = "Chat", cookies = ["chat_*"] } }',
+    "mode": '"opt-out"',
+    "policy_version": '"2026-12"',
+    "consent_lifetime_days": "90",
+    "cookie_name": '"gate"',
+    "cookie_domain": '"example.com"',
+    "mount_path": '"/cg"',
+    "unknown_cookies": '"block"',
+    "allowed_origins": '["https://m.example.com"]',
+    "allowed_hosts": '["example.com"]',
+    "store": '"sqlite:///other.sqlite3"',
+    "admin_token": '"an-admin-token-0123456789"',
+    "privacy_policy_url": '"/privacy"',
+    "inject_banner": "false",
+    "max_body_bytes": "1024",
+    "statistics": "false",
+    "timezone": '"Asia/Seoul"',
+    "detail_retention_days": "30",
+    "aggregate_retention_months": "13",
+    "consent_log_retention_days": "400",
+    "reprompt_on_change": "false",
+    "daily_visitor_hash": "true",
+    "stats_flush_seconds": "1.5",
+    "stats_queue_size": "1000",
+    "shutdown_timeout": "2.5",
+    "default_locale": '"ja"',
+    "texts": '{ ja = { title = "このサイトのクッキー" } }',
+    "settings_button": '"off"',
+    "google_consent_mode": "true",
+    "prior_blocking": "false",
+    "csp_nonce_key": '"nonce"',
+}
+
+
+def test_keywords_and_the_environment_offer_the_settings_config_has() -> None:
+    # Options cannot be derived from Config (mypy reads it); secret_key is the middleware's own argument.
+    assert set(Options.__optional_keys__) == SETTINGS - {"secret_key"}
+    assert Options.__required_keys__ == frozenset()
+    assert _ENVIRONMENT == {
+        "secret_key": "COOKIE_GATE_SECRET_KEY",
+        "store": "COOKIE_GATE_STORE",
+        "admin_token": "COOKIE_GATE_ADMIN_TOKEN",
+    }
+    assert set(_ENVIRONMENT) <= SETTINGS
+
+
+def test_a_file_and_keywords_can_set_every_setting(tmp_path: Path) -> None:
+    assert set(EVERY_SETTING) == SETTINGS, "give every new setting a non-default value here"
+    text = "".join(f"{key} = {value}\n" for key, value in EVERY_SETTING.items())
+    path = tmp_path / "everything.toml"
+    path.write_text(text, encoding="utf-8")
+    from_file = load_config(path, environ=NO_ENV)
+    defaults = load_config(secret_key=SECRET, environ=NO_ENV)
+    unchanged = [f.name for f in fields(Config) if getattr(from_file, f.name) == getattr(defaults, f.name)]
+    assert unchanged == []
+    assert from_file.secret_keys == ("new-0123456789abcdef", "old-0123456789abcdef")
+    assert load_config(environ=NO_ENV, **tomllib.loads(text)) == from_file
+
+
+def test_every_environment_variable_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "everything.toml"
+    path.write_text("".join(f"{key} = {value}\n" for key, value in EVERY_SETTING.items()), encoding="utf-8")
+    environ = {
+        "COOKIE_GATE_SECRET_KEY": "env-0123456789abcdef",
+        "COOKIE_GATE_STORE": "sqlite:///env.sqlite3",
+        "COOKIE_GATE_ADMIN_TOKEN": "env-admin-token-0123456789",
+    }
+    config = load_config(path, environ=environ)
+    assert (config.secret_keys, config.store, config.admin_token) == (
+        ("env-0123456789abcdef",),
+        "sqlite:///env.sqlite3",
+        "env-admin-token-0123456789",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        *(
+            (key, "yes", "must be true or false")
+            for key in (
+                "inject_banner",
+                "statistics",
+                "daily_visitor_hash",
+                "reprompt_on_change",
+                "google_consent_mode",
+                "prior_blocking",
+            )
+        ),
+        *(
+            (key, bad, "must be a positive whole number")
+            for key in (
+                "consent_lifetime_days",
+                "max_body_bytes",
+                "detail_retention_days",
+                "aggregate_retention_months",
+                "consent_log_retention_days",
+                "stats_queue_size",
+            )
+            for bad in (0, -1, 2.5, "30", False)
+        ),
+        ("mode", "opt", "must be one of 'opt-in', 'opt-out', not 'opt'"),
+        ("unknown_cookies", "deny", "must be one of 'allow', 'suspect', 'block', not 'deny'"),
+        ("settings_button", "top", "must be one of 'bottom-left', 'bottom-right', 'off', not 'top'"),
+    ],
+)
+def test_every_switch_number_and_choice_is_checked(key: str, value: object, problem: str) -> None:
+    for config in (None, load_config(secret_key=SECRET, environ=NO_ENV)):
+        with pytest.raises(ConfigError) as raised:
+            load_config(config, environ=NO_ENV, **{"secret_key": SECRET, key: value})
+        assert (raised.value.key, raised.value.problem) == (key, problem)
