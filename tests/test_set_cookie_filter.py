@@ -7,8 +7,7 @@ spaces and semicolons around the name, deletions, and repeats (so the remembered
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from cookie_gate.classify import CookieClassifier
 from cookie_gate.config import load_config
@@ -20,7 +19,9 @@ from tests.conftest import SECRET
 NOW = 1_800_000_000.0
 NAMES = [b"_ga", b"_fbp", b"sessionid", b"csrftoken", b"lang", b"uid", b"abc", b"ab", b""]
 SPACES = st.sampled_from([b"", b" ", b"\t", b"  "])
-ATTRIBUTES = st.sampled_from([b"", b"; Path=/", b"; Max-Age=0", b"; Max-Age=+0", b"; max-age=-1; Path=/", b"; HttpOnly"])
+ATTRIBUTES = st.sampled_from(
+    [b"", b"; Path=/", b"; Max-Age=0", b"; Max-Age=+0", b"; max-age=-1; Path=/", b"; HttpOnly"]
+)
 
 
 @st.composite
@@ -35,7 +36,9 @@ def reference(classifier: CookieClassifier, set_cookie: bytes, allowed: frozense
     return not is_deletion(set_cookie) and classifier.category(set_cookie_name(set_cookie)) not in allowed
 
 
-ALLOWED = st.sampled_from([frozenset({NECESSARY}), frozenset({NECESSARY, "analytics"}), frozenset({NECESSARY, "marketing"})])
+ALLOWED = st.sampled_from(
+    [frozenset({NECESSARY}), frozenset({NECESSARY, "analytics"}), frozenset({NECESSARY, "marketing"})]
+)
 
 
 @settings(max_examples=300, deadline=None)
