@@ -22,7 +22,7 @@ from cookie_gate.config import Config, ConfigError, Options, load_config
 from cookie_gate.page import MAX_HELD_BODY
 from cookie_gate.parts import GateParts
 from cookie_gate.placement import BannerPlacement
-from cookie_gate.request import UNBUFFERABLE_EXTENSIONS
+from cookie_gate.request import PATHSEND, UNBUFFERABLE_EXTENSIONS, ZEROCOPY
 from cookie_gate.responder import Responder
 
 __all__ = ["GATE_STATE_KEY", "MAX_HELD_BODY", "CookieGateMiddleware"]
@@ -108,7 +108,7 @@ class CookieGateMiddleware:
         may_rewrite = scope["method"] != "HEAD"
         if may_rewrite:
             extensions = scope.get("extensions")
-            if extensions and any(e in extensions for e in UNBUFFERABLE_EXTENSIONS):
+            if extensions and (PATHSEND in extensions or ZEROCOPY in extensions):
                 # A file sent by path cannot be rewritten; have the app send bytes instead.
                 scope["extensions"] = {k: v for k, v in extensions.items() if k not in UNBUFFERABLE_EXTENSIONS}
         return Responder(self._responses, scope, request, root, may_rewrite, send)

@@ -19,7 +19,8 @@ from cookie_gate.clock import Clock
 from cookie_gate.visit import Visit, VisitResolver
 
 #: Extensions that let an app send a file by path: such a body cannot be rewritten, so they are hidden.
-UNBUFFERABLE_EXTENSIONS = ("http.response.pathsend", "http.response.zerocopy")
+PATHSEND, ZEROCOPY = "http.response.pathsend", "http.response.zerocopy"
+UNBUFFERABLE_EXTENSIONS = (PATHSEND, ZEROCOPY)
 
 
 class Request:
