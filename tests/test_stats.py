@@ -186,14 +186,14 @@ def report(store: SQLStore, when: str = "2026-12-01T23:00", days: int = 7) -> di
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking_or_growing(store: SQLiteStore) -> None:
-    writer = writer_for(store, capacity=100)
-    writer._thread = object()  # type: ignore[assignment]  # pretend it runs, so nothing drains
+    writer = writer_for(store, capacity=100, autostart=False)  # no thread drains meanwhile
     started = time.perf_counter()
     for _ in range(1000):
         writer.record(view())
     assert time.perf_counter() - started < 0.5
-    assert len(writer._queue) == 100 and writer.dropped == 900
-    writer._thread = None
+    assert not writer.running
+    health = writer.health()
+    assert health.queued == 100 and health.dropped == 900
     assert writer.flush()
     result = report(store)
     assert result["pageviews"] == 100 and result["dropped_events"] == 900

@@ -157,8 +157,7 @@ def in_child(report: Callable[[], str]) -> str:
 def test_a_forked_child_starts_from_nothing_and_never_counts_its_parents_losses_again(
     store: SQLiteStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    parent = make(store, capacity=1)
-    parent._thread = threading.Thread()  # a stand-in: record() must not start the writer, so nothing drains
+    parent = make(store, capacity=1, autostart=False)  # no thread drains the queue meanwhile
     parent.record(view("/kept"))
     parent.record(view("/dropped, the queue is full"))
     parent.last_error = "the parent's store failed"
@@ -170,7 +169,6 @@ def test_a_forked_child_starts_from_nothing_and_never_counts_its_parents_losses_
         return repr((parent.dropped, health.dropped, health.queued, health.last_error, parent.has_work))
 
     assert in_child(child_state) == repr((0, 0, 0, None, False))
-    parent._thread = None
 
 
 def test_writers_nobody_holds_are_freed() -> None:

@@ -93,7 +93,12 @@ _NOT_RECORDED_UNTIL_EXIT = "; page views answered from now until exit are counte
 
 class StatsWriter:
     """`clock` is the wall clock (bucket times, `last_flush`); `monotonic` measures the waits
-    (the shutdown budget, the warning interval); both are passed in so tests can step them."""
+    (the shutdown budget, the warning interval); both are passed in so tests can step them.
+
+    `autostart` (on by default) starts the writer thread on the first `record()`. Off, the
+    owner calls `start()` itself, for instance only in each worker after a pre-fork server has
+    forked, or never, writing with `flush()` from its own thread (a batch job, a test). Page
+    views are queued, and past `capacity` dropped and counted, either way."""
 
     def __init__(
         self,
@@ -110,8 +115,10 @@ class StatsWriter:
         cookie_names: collections.deque[tuple[str, str, str]] | None = None,
         shutdown_timeout: float = 5.0,
         max_pending: int = MAX_PENDING,
+        autostart: bool = True,
     ) -> None:
         self._store = store
+        self._autostart = autostart
         self._site_clock = site_clock
         self._clock = clock
         self._monotonic = monotonic
@@ -162,6 +169,12 @@ class StatsWriter:
         )
 
     @property
+    def running(self) -> bool:
+        """Whether a writer thread is serving this writer (started, and not asked to stop)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stopping
+
+    @property
     def has_work(self) -> bool:
         """Page views queued or held, or a writer thread still serving (not one left stopping)."""
         thread = self._thread
@@ -180,7 +193,7 @@ class StatsWriter:
         else:
             self.dropped += 1
             self.dropped_total += 1
-        if self._thread is None:
+        if self._thread is None and self._autostart:
             self.start()
 
     def _record_while_terminating(self, event: PageView) -> None:
@@ -192,7 +205,7 @@ class StatsWriter:
             self.dropped_total += 1
             return
         self._queue.append(event)
-        if self._thread is None:
+        if self._thread is None and self._autostart:
             self.start()
         self._wake.set()  # the writer writes it now; this thread never waits for the store
 
@@ -220,12 +233,22 @@ class StatsWriter:
         if self._thread is None:
             self._drain()
             return not self._pending
+        return self._flush_round(timeout, stopping=False)
+
+    def _flush_round(self, timeout: float, *, stopping: bool) -> bool:
+        """Ask the thread for one more round and wait for it. A stop marks the writer stopping
+        in the same step, so no round can see it stopping without its final flush asked for."""
         with self._done:
-            self._requested += 1
-            target = self._requested
-            self._wake.set()
-            self._done.wait_for(lambda: self._completed >= target, timeout)
-            return self._completed >= target and not self._pending
+            if stopping:
+                self._stopping = True
+            if self._thread is not None:  # else it has just ended: write from this thread
+                self._requested += 1
+                target = self._requested
+                self._wake.set()
+                self._done.wait_for(lambda: self._completed >= target, timeout)
+                return self._completed >= target and not self._pending
+        self._drain()
+        return not self._pending
 
     def stop(self, timeout: float | None = None) -> bool:
         """Flush and end the thread (lifespan shutdown, interpreter exit) within `timeout` seconds
@@ -240,9 +263,7 @@ class StatsWriter:
             except Exception as error:  # reported below with what it cost
                 self.last_error = type(error).__name__
         else:
-            with self._done:
-                self._stopping = True
-            self.flush(max(deadline - time.monotonic(), 0.0))
+            self._flush_round(max(deadline - time.monotonic(), 0.0), stopping=True)
             self._wake.set()
             if isinstance(thread, threading.Thread) and thread.is_alive():
                 thread.join(max(deadline - time.monotonic(), 0.0))
