@@ -37,7 +37,7 @@ from cookie_gate.config import ConfigError, load_config
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import StatsWriter, _stop_all_at_exit
+from cookie_gate.stats.writer import StatsWriter, stop_all
 from cookie_gate.store import StoreError, open_store
 from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
@@ -193,7 +193,7 @@ def test_a_final_flush_that_fails_logs_one_error_with_what_it_loses(
         lost.record(view(f"/{index}"))
     with caplog.at_level(logging.ERROR, "cookie_gate.stats"):
         assert lost.stop() is False
-        _stop_all_at_exit()  # the exit hook does not report it a second time
+        stop_all()  # the exit hook does not report it a second time
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "5 page views" in errors[0] and "unable to open database file" in errors[0]
@@ -283,7 +283,7 @@ def test_after_sigterm_a_store_failing_for_the_whole_budget_is_logged_once_and_e
         for _ in range(3):
             broken.record(view())
         assert broken.stop() is True  # nothing left to lose
-        _stop_all_at_exit()
+        stop_all()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "store failed for 2 s after SIGTERM" in errors[0] and "unable to open database file" in errors[0]

@@ -58,10 +58,14 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 def sigterm_restored() -> Iterator[None]:
     """Whatever a test does to SIGTERM's handler is undone after it."""
     before = signal.getsignal(signal.SIGTERM)
-    chain = writer_module._sigterm.previous
+    chain = writer_module.sigterm_chained_to()
     yield
-    signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
-    writer_module._sigterm.previous = chain
+    if before is writer_module.on_sigterm:  # ours in front of `chain` again, as it was
+        signal.signal(signal.SIGTERM, chain if chain is not None else signal.SIG_DFL)
+        writer_module.watch_for_sigterm()
+        assert writer_module.sigterm_chained_to() == chain
+    else:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 def test_a_server_that_puts_its_handler_back_does_not_leave_the_next_one_without_ours(
@@ -69,7 +73,7 @@ def test_a_server_that_puts_its_handler_back_does_not_leave_the_next_one_without
 ) -> None:
     first = make(store)
     first.start()
-    assert signal.getsignal(signal.SIGTERM) is writer_module._on_sigterm
+    assert signal.getsignal(signal.SIGTERM) is writer_module.on_sigterm
     assert first.stop(1.0)
 
     def servers_handler(signum: int, frame: object) -> None:
@@ -78,10 +82,10 @@ def test_a_server_that_puts_its_handler_back_does_not_leave_the_next_one_without
     signal.signal(signal.SIGTERM, servers_handler)  # the next server's, over what the first put back
     second = make(store)
     second.start()
-    assert signal.getsignal(signal.SIGTERM) is writer_module._on_sigterm
-    assert writer_module._sigterm.previous is servers_handler  # called after ours, the new one
+    assert signal.getsignal(signal.SIGTERM) is writer_module.on_sigterm
+    assert writer_module.sigterm_chained_to() is servers_handler  # called after ours, the new one
     second.start()  # ours already in front: the chain is left as it is
-    assert writer_module._sigterm.previous is servers_handler
+    assert writer_module.sigterm_chained_to() is servers_handler
     assert second.stop(1.0)
 
 

@@ -41,14 +41,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 from cookie_gate.clock import Clock
 from cookie_gate.hosts import request_host
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import VisitStart
-from cookie_gate.stats.referrer import stored_referrer
+from cookie_gate.stats.referrer import referrer_host, stored_referrer
 from cookie_gate.store import StoreError, warn_if_store_fails
 from cookie_gate.store.sql import SQLStore, StatsBatch
 
@@ -219,7 +218,7 @@ class StatsWriter:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="cookie-gate-stats", daemon=True)
                 self._thread.start()
-        _watch_for_sigterm()
+        watch_for_sigterm()
         _flush_at_exit_of_this_process()
 
     def terminate(self) -> None:
@@ -459,7 +458,7 @@ class StatsWriter:
         add(daily, (day, "device", kind.device))
         add(detail, (day, "path", path[:MAX_PATH]))
         own_host = request_host(host) if host else ""
-        source = _referrer_host(referrer)
+        source = referrer_host(referrer)
         if source != own_host:
             add(hourly, (hour, "entries"))
             if source:
@@ -497,7 +496,7 @@ class StatsWriter:
 
 @dataclass
 class _SigtermChain:
-    """Where `_on_sigterm` stands: the handler it was put in front of (called after it), and
+    """Where `on_sigterm` stands: the handler it was put in front of (called after it), and
     whether it holds SIGTERM blocked in the main thread until the exit flush is done."""
 
     previous: Callable[[int, FrameType | None], Any] | int | None = None
@@ -507,8 +506,11 @@ class _SigtermChain:
 _sigterm = _SigtermChain()
 
 
-def _watch_for_sigterm() -> None:
-    """Put `_on_sigterm` in front of whatever handles SIGTERM now, from the main thread only.
+def watch_for_sigterm() -> None:
+    """Put `on_sigterm` in front of whatever handles SIGTERM now, from the main thread only.
+
+    `StatsWriter.start()` calls it; an app that installs a SIGTERM handler of its own after
+    the writer started can call it again, so the statistics are still flushed on SIGTERM.
 
     Again whenever it is no longer there: a server that puts its original handler back on
     exit (uvicorn) takes ours away, and a later server in the same process must get it too.
@@ -518,15 +520,22 @@ def _watch_for_sigterm() -> None:
         return
     try:
         previous = signal.getsignal(signal.SIGTERM)
-        if previous is _on_sigterm or previous is None or previous == signal.SIG_IGN:
+        if previous is on_sigterm or previous is None or previous == signal.SIG_IGN:
             return
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, on_sigterm)
     except (ValueError, OSError):  # not the main interpreter, or no signals here
         return
     _sigterm.previous = previous
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def sigterm_chained_to() -> Callable[[int, FrameType | None], Any] | int | None:
+    """The handler `on_sigterm` calls after marking the writers terminating (the server's), or
+    `SIG_DFL`; None until it was first installed. Tells an operator whose shutdown runs first."""
+    return _sigterm.previous
+
+
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler the writers install in front of the server's (see the module's docstring)."""
     writers = list(_LIVE)
     previous = _sigterm.previous
     if callable(previous):  # a server shuts down gracefully: write as it goes, flush at exit
@@ -560,8 +569,10 @@ def _release_sigterm() -> None:
 
 
 @atexit.register
-def _stop_all_at_exit() -> None:
-    """Write what every live writer holds before the interpreter goes: servers that handle
+def stop_all() -> None:
+    """The exit hook, which an embedding app's own shutdown code may also call.
+
+    Write what every live writer holds before the interpreter goes: servers that handle
     SIGTERM themselves return from their loop, so this runs even when lifespan never came.
     Each writer is bounded by its own `shutdown_timeout`. Then a SIGTERM held since the
     server's graceful shutdown is let through."""
@@ -583,7 +594,7 @@ def _flush_at_exit_of_this_process() -> None:
     global _exit_hook_pid
     if _exit_hook_pid != os.getpid():
         _exit_hook_pid = os.getpid()
-        multiprocessing.util.Finalize(None, _stop_all_at_exit, exitpriority=0)
+        multiprocessing.util.Finalize(None, stop_all, exitpriority=0)
 
 
 def _forget_parents() -> None:
@@ -593,12 +604,3 @@ def _forget_parents() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_parents)
-
-
-def _referrer_host(referrer: bytes | None) -> str:
-    if not referrer:
-        return ""
-    try:
-        return (urlsplit(referrer.decode("latin-1")).hostname or "")[:253]
-    except ValueError:
-        return ""
