@@ -29,6 +29,7 @@ from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock
 from tests.conftest import Postgres
+from tests.stored import stored_paths
 
 CHROME = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 NOW = 1_796_000_000.0
@@ -136,8 +137,7 @@ def test_sigterm_with_no_server_behind_flushes_then_dies_of_it(tmp_path: Path) -
         timeout=30,
     )
     assert done.returncode == -signal.SIGTERM, done.stdout + done.stderr
-    rows = SQLiteStore(database)._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'")
-    assert rows.fetchall() == [("/second", 1)]
+    assert stored_paths(database) == [("/second", 1)]
 
 
 def in_child(report: Callable[[], str]) -> str:
@@ -263,8 +263,7 @@ def test_sigterm_during_a_server_run_holds_the_signal_until_the_exit_flush(tmp_p
     )
     assert b"returned from the server" in done.stdout, done.stderr
     assert done.returncode == -signal.SIGTERM  # still dies of it, after the exit flush
-    rows = SQLiteStore(database)._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'")
-    assert rows.fetchall() == [("/last", 1)]
+    assert stored_paths(database) == [("/last", 1)]
 
 
 def test_a_lifespan_shutdown_is_not_held_up_by_a_busy_thread_pool(tmp_path: Path) -> None:
@@ -318,5 +317,4 @@ def test_a_multiprocessing_worker_started_by_fork_writes_what_it_recorded_when_i
     worker.start()
     worker.join(30)
     assert worker.exitcode == 0
-    rows = SQLiteStore(database)._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'")
-    assert rows.fetchall() == [("/in-a-worker", 1)]
+    assert stored_paths(database) == [("/in-a-worker", 1)]
