@@ -126,7 +126,7 @@ def test_memory_is_bounded_and_a_forgotten_withdrawal_is_looked_up_again(monkeyp
     for n in range(100):
         known.check_later(f"c-{n}")
     known.check_pending()
-    assert len(known._checked) <= 10
+    assert known.checked == 10  # the oldest forgotten, the newest kept
 
 
 def test_withdrawals_that_outlived_every_cookie_they_could_stop_go_first(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,7 +226,7 @@ def _in_a_child(known: Withdrawals) -> int:
 def test_a_forked_child_looks_ids_up_although_the_parent_worker_was_alive() -> None:
     known = Withdrawals(Log({"w-parent": 10, "w-child": 10}))
     known.check_later("w-parent")
-    assert known.wait(5) and known._worker is not None  # alive and idle when the fork happens
+    assert known.wait(5) and known.worker_running  # alive and idle when the fork happens
     assert _in_a_child(known) == 0
 
 
