@@ -24,7 +24,7 @@ import pytest
 from cookie_gate.stats import writer as writer_module
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.writer import StatsWriter
-from cookie_gate.store import open_store
+from cookie_gate.store.postgres import PostgresStore
 from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock
@@ -206,22 +206,20 @@ def test_a_flush_never_waits_for_retention_and_a_stop_runs_none(store: SQLiteSto
 
 
 def test_the_postgresql_watchdog_is_one_thread_however_many_transactions(
-    postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+    postgres: Postgres,
 ) -> None:
-    store = open_store(postgres.url, timeout=1.0)
+    made: list[str] = []
+
+    def counted(**options: Any) -> threading.Thread:
+        made.append(options["name"])
+        return threading.Thread(**options)
+
+    store = PostgresStore(postgres.url, timeout=1.0, thread_factory=counted)
     store.add_stats(StatsBatch(hourly={("2026-12-01T10", "pageviews"): 1}))  # connected, watchdog running
-    started: list[str] = []
-    real_start = threading.Thread.start
-
-    def counted_start(thread: threading.Thread) -> None:
-        started.append(thread.name)
-        real_start(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", counted_start)
+    assert made == ["cookie-gate-pg-watchdog"]
     for _ in range(30):
         store.add_stats(StatsBatch(hourly={("2026-12-01T10", "pageviews"): 1}))
-    monkeypatch.undo()
-    assert started == []  # none per transaction: at interpreter exit (3.12+) none could start
+    assert made == ["cookie-gate-pg-watchdog"]  # none per transaction: at interpreter exit (3.12+) none could start
     assert [row[2] for row in store.stats_rows("2026-12-01", "2026-12-01", 0).hourly] == [31]
     store.close()
 
