@@ -242,6 +242,7 @@ def test_store_failures_are_logged_without_addresses_or_user_agents(
 ) -> None:
     """The daily salt and the batch both fail to reach a locked store: both warnings are clean."""
     store = SQLiteStore(tmp_path / "stats.sqlite3", busy_timeout=0.05)
+    store.probe()  # opened before another process holds the file
     writer = StatsWriter(store, UTC_CLOCK, clock=suite_clock, capacity=100, interval=60.0, daily_hash=True)
     try:
         with closing(sqlite3.connect(store.path, isolation_level=None)) as blocker:
