@@ -7,7 +7,9 @@ import csv
 import hashlib
 import io
 import json
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -270,28 +272,28 @@ def test_the_export_reads_the_log_a_page_at_a_time_in_order(tmp_path: Path) -> N
 def test_a_late_page_of_the_export_reads_about_as_much_as_the_first(tmp_path: Path) -> None:
     """Each page starts where the previous one ended: counted in SQLite VM steps, the last page
     of a long log costs about what the first does (it used to scan again from `since`)."""
-    store = SQLiteStore(tmp_path / "log.sqlite3")
-    connection = store._connected()
-    with connection:
-        connection.executemany(
-            "INSERT INTO cookie_gate_consent_log (consent_id, decided_at, action, categories, policy_version, gpc)"
-            " VALUES (?, ?, 'accept_all', 'necessary', '1', 0)",
-            [(f"id{n}", NOW + n // 2) for n in range(6000)],
-        )
     steps = [0]
 
     def counted() -> int:
         steps[0] += 1
         return 0
 
-    connection.set_progress_handler(counted, 100)
+    path = tmp_path / "log.sqlite3"
+    store = SQLiteStore(path, on_connect=lambda connection: connection.set_progress_handler(counted, 100))
+    store.probe()  # the schema in place
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.executemany(
+            "INSERT INTO cookie_gate_consent_log (consent_id, decided_at, action, categories, policy_version, gpc)"
+            " VALUES (?, ?, 'accept_all', 'necessary', '1', 0)",
+            [(f"id{n}", NOW + n // 2) for n in range(6000)],
+        )
+    steps[0] = 0
     per_page: list[int] = []
     pages = store.consent_log(page=200)
     for n, _ in enumerate(pages, start=1):
         if n % 200 == 0:
             per_page.append(steps[0])
             steps[0] = 0
-    connection.set_progress_handler(None, 0)
     assert len(per_page) == 30
     assert max(per_page[1:]) < 3 * max(per_page[0], 1), per_page
     store.close()

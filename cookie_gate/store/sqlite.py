@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -80,11 +80,20 @@ def sqlite_busy_timeout(url: str) -> float:
 
 
 class SQLiteStore(SQLStore):
-    def __init__(self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """`on_connect` is called with the connection once it is open and migrated: a place for an
+        operator's own pragmas, a trace callback or a progress handler when profiling the store."""
         super().__init__()
         self.path = str(path)
         #: Seconds a write waits for another connection's write to the same file before failing.
         self.busy_timeout = busy_timeout
+        self._on_connect = on_connect
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -115,6 +124,8 @@ class SQLiteStore(SQLStore):
                     raise
                 finally:
                     cursor.close()
+                if self._on_connect is not None:
+                    self._on_connect(connection)
                 return connection
             except sqlite3.OperationalError as error:
                 if connection is not None:
