@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 K = TypeVar("K")
@@ -46,6 +47,15 @@ def str_size(value: str | None) -> int:
     if value is None:
         return 0
     return STR_OVERHEAD + (len(value) if value.isascii() or max(value) <= "\xff" else 4 * len(value))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """How one per-process cache is doing, for an operator whose memory or hit rate surprises."""
+
+    entries: int  # remembered now
+    misses: int  # lookups that had to compute; hits are not counted (a hit is a plain dict lookup)
+    bytes: int | None = None  # estimated bytes held, for a cache bounded by size
 
 
 class BoundedCache(dict[K, V]):
@@ -92,6 +102,10 @@ class BoundedCache(dict[K, V]):
 
     def entries(self) -> int:
         return len(self._sizes) + len(self._previous_sizes)
+
+    def stats(self) -> CacheStats:
+        """Entries, misses and estimated bytes, read together."""
+        return CacheStats(entries=self.entries(), misses=self.misses, bytes=self.bytes)
 
     def clear(self) -> None:
         """Drop everything, both generations."""

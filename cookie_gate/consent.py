@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, Signer
 
-from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, str_size
+from cookie_gate.cache import ENTRY_OVERHEAD, BoundedCache, CacheStats, str_size
 
 NECESSARY = "necessary"
 _FORMAT = "2"
@@ -118,6 +118,11 @@ class ConsentCodec:
         self._cached_decode = BoundedCache(
             self._decode, _decision_bytes, max_bytes=cache_bytes, max_entry_bytes=min(cache_bytes // 2, 4096)
         )
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """The verification cache: `misses` counts the values whose signature was checked."""
+        return self._cached_decode.stats()
 
     def decode(self, value: str) -> Decision | None:
         """The decision a cookie value holds, or None for anything that is not a valid one."""

@@ -195,6 +195,17 @@ class Withdrawals:
             if not batch or not self._look_up(batch):
                 return
 
+    @property
+    def worker_running(self) -> bool:
+        """Whether the lookup thread is alive now; it ends after `WORKER_IDLE_SECONDS` with nothing queued."""
+        worker = self._worker
+        return worker is not None and worker.is_alive()
+
+    @property
+    def checked(self) -> int:
+        """How many ids are remembered as looked up already (at most `MAX_CHECKED`), so never asked again."""
+        return len(self._checked)
+
     def wait(self, timeout: float) -> bool:
         """Wait until the worker did what it can: every queued id looked up, or waiting to retry (for tests)."""
         with self._lock:

@@ -34,7 +34,7 @@ def test_verification_happens_once_per_value() -> None:
     value = signer.encode(decision("analytics"))
     for _ in range(5):
         assert signer.decode(value) is not None
-    assert signer._cached_decode.misses == 1
+    assert signer.cache_stats.misses == 1
 
 
 def test_categories_the_site_no_longer_has_are_ignored() -> None:
@@ -56,7 +56,7 @@ def test_a_validly_signed_but_oversized_value_is_not_verified() -> None:
     signer = codec()
     huge = Decision(frozenset({NECESSARY}), "1", 1, "i" * 600)
     assert signer.decode(signer.encode(huge)) is None
-    assert signer._cached_decode.entries() == 0
+    assert signer.cache_stats.entries == 0
 
 
 def test_the_strictest_of_several_decisions_stands_whole() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, cast
@@ -467,6 +468,21 @@ class FlakyInventory:
         return [("_ga", "analytics", "site", "2026-11-01", "2026-12-01")]
 
 
+class HeldInventory(FlakyInventory):
+    """A store double whose inventory read, once `hold` is set, waits until `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = False
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def inventory(self) -> list[tuple[str, str, str, str, str]]:
+        if self.hold:
+            self.entered.set()
+            self.release.wait(10)
+        return super().inventory()
+
+
 async def fetch(endpoint: DeclarationEndpoint, query: bytes = b"") -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
@@ -507,19 +523,21 @@ async def test_during_an_outage_requests_answer_at_once_and_the_last_good_body_i
 
 @pytest.mark.anyio
 async def test_a_fresh_declaration_is_served_while_another_is_being_built() -> None:
-    store = FlakyInventory()
+    store = HeldInventory()
     endpoint = DeclarationEndpoint(config(), cast(SQLStore, store), SteppedClock(1_764_600_000.0))
     assert (await fetch(endpoint))[0]["status"] == 200
-    answered: list[int] = []
-
-    async def one() -> None:
-        answered.append((await fetch(endpoint))[0]["status"])
-
-    async with endpoint._lock, anyio.create_task_group() as group:  # a rebuild in progress
-        group.start_soon(one)
-        await anyio.wait_all_tasks_blocked()
-        assert answered == [200], "a body still valid never waits for a build"
-    assert store.reads == 1
+    store.hold = True
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(fetch, endpoint, b"lang=ko")  # builds the Korean one, stuck reading the store
+            assert await anyio.to_thread.run_sync(store.entered.wait, 5.0)
+            with anyio.fail_after(5):
+                fresh = await fetch(endpoint)
+            assert fresh[0]["status"] == 200, "a body still valid never waits for a build"
+            store.release.set()
+    finally:
+        store.release.set()
+    assert store.reads == 2
 
 
 def test_names_blocked_as_undeclared_are_declared_as_such() -> None:

@@ -37,12 +37,13 @@ from cookie_gate.config import ConfigError, load_config
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.recorder import Statistics
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import CountedView, StatsWriter, _stop_all_at_exit
+from cookie_gate.stats.writer import CountedView, StatsWriter, stop_all
 from cookie_gate.store import StoreError, open_store
 from cookie_gate.store.sql import SCHEMA_VERSION, SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock
 from tests.conftest import POSTGRES_URL, SECRET, GateFactory, Postgres
+from tests.stored import stored_paths
 
 Clients = Callable[..., httpx.AsyncClient]
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -160,8 +161,8 @@ def test_a_long_outage_with_more_distinct_paths_than_the_bound_keeps_every_total
     assert result["browsers"] == {"Chrome": paths}  # dimensions were not needed to make room
     shed = result["shed"]["path"]
     assert shed > 0 and result["shed"]["dimensions"] == 0
-    kept = sqlite_store._connected().execute("SELECT SUM(n) FROM cookie_gate_detail WHERE kind = 'path'")
-    assert kept.fetchone()[0] + shed == paths  # each path view is either kept or counted as shed
+    kept = sum(n for _, n in stored_paths(sqlite_store.path))
+    assert kept + shed == paths  # each path view is either kept or counted as shed
     assert result["dropped_events"] == 0
     assert held.health().shed["path"] == shed
     assert any("shed" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
@@ -193,7 +194,7 @@ def test_a_final_flush_that_fails_logs_one_error_with_what_it_loses(
         lost.record(view(f"/{index}"))
     with caplog.at_level(logging.ERROR, "cookie_gate.stats"):
         assert lost.stop() is False
-        _stop_all_at_exit()  # the exit hook does not report it a second time
+        stop_all()  # the exit hook does not report it a second time
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "5 page views" in errors[0] and "unable to open database file" in errors[0]
@@ -283,7 +284,7 @@ def test_after_sigterm_a_store_failing_for_the_whole_budget_is_logged_once_and_e
         for _ in range(3):
             broken.record(view())
         assert broken.stop() is True  # nothing left to lose
-        _stop_all_at_exit()
+        stop_all()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "store failed for 2 s after SIGTERM" in errors[0] and "unable to open database file" in errors[0]
@@ -527,11 +528,9 @@ def test_a_server_whose_app_refuses_lifespan_writes_every_page_view_it_answered(
     assert server.returncode in (0, -signal.SIGTERM), output
     if server_name == "uvicorn":
         assert "lifespan' protocol appears unsupported" in output and "Shutting down" in output
-    store = SQLiteStore(database)
-    rows = store._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'").fetchall()
-    store.close()
+    rows = stored_paths(database)
     assert slow == [200]  # answered during the graceful shutdown, and written too
-    assert sorted(rows) == [(f"/page/{index}", 1) for index in range(4)] + [("/slow", 1)]
+    assert rows == [(f"/page/{index}", 1) for index in range(4)] + [("/slow", 1)]
 
 
 # -- 5. a store checked at start -----------------------------------------------------------------

@@ -6,6 +6,7 @@ Real SQLite files; another connection holding the file's write lock is a second 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,15 +67,27 @@ async def test_health_is_reused_for_a_few_seconds_then_checked_again_without_wai
 
 @pytest.mark.anyio
 async def test_health_does_not_wait_for_a_thread_that_holds_the_store(
-    gate: GateFactory, client_for: Callable[..., httpx.AsyncClient]
+    gate: GateFactory, client_for: Callable[..., httpx.AsyncClient], tmp_path: Path
 ) -> None:
     clock = SteppedClock(NOW)
-    middleware = gate(ROUTES, admin_token=TOKEN, clock=clock, statistics=False)
+    path = tmp_path / "stuck.sqlite3"
+    middleware = gate(ROUTES, admin_token=TOKEN, clock=clock, store=f"sqlite:///{path}", statistics=False)
     client = client_for(middleware)
-    middleware.store._lock.acquire()  # a writer thread stuck in the store
+    store = middleware.store
+    store.probe()  # opened and migrated before another process takes the lock
+    other_process = sqlite3.connect(path, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    stuck = threading.Thread(target=store.probe)  # a writer thread stuck in the store, waiting for the file
     try:
+        stuck.start()
+        started = time.monotonic()
+        while not store.busy and time.monotonic() - started < 5:
+            await anyio.sleep(0.001)
+        assert store.busy
         with anyio.fail_after(20):
             busy = await client.get("/_cookie_gate/admin/health.json", headers=AUTHORISED)
     finally:
-        middleware.store._lock.release()
+        other_process.rollback()
+        other_process.close()
+        stuck.join(40)
     assert busy.status_code == 503 and "busy" in busy.json()["store_problem"]

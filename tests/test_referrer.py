@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from cookie_gate.stats.clock import SiteClock
-from cookie_gate.stats.referrer import IP_ADDRESS, is_ip_literal, stored_referrer
+from cookie_gate.stats.referrer import IP_ADDRESS, is_ip_literal, referrer_host, stored_referrer
 from cookie_gate.stats.report import build_report
-from cookie_gate.stats.writer import CountedView, StatsWriter, _referrer_host
+from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 
@@ -56,21 +56,19 @@ NAMES = [
 
 @pytest.mark.parametrize("referrer", IP_REFERRERS)
 def test_an_ip_address_referrer_is_stored_as_the_bucket(referrer: str) -> None:
-    assert stored_referrer(_referrer_host(referrer.encode("utf-8"))) == IP_ADDRESS
+    assert stored_referrer(referrer_host(referrer.encode("utf-8"))) == IP_ADDRESS
 
 
 @pytest.mark.parametrize("referrer, host", NAMES)
 def test_a_host_name_referrer_is_stored_as_it_is(referrer: str, host: str) -> None:
-    assert stored_referrer(_referrer_host(referrer.encode())) == host
+    assert stored_referrer(referrer_host(referrer.encode())) == host
 
 
 @given(st.ip_addresses())
 def test_every_ip_address_in_its_standard_form_is_an_ip_literal(address: IPv4Address | IPv6Address) -> None:
     text = str(address)
     assert is_ip_literal(text)
-    assert (
-        stored_referrer(_referrer_host(f"http://{'[' + text + ']' if ':' in text else text}/".encode())) == IP_ADDRESS
-    )
+    assert stored_referrer(referrer_host(f"http://{'[' + text + ']' if ':' in text else text}/".encode())) == IP_ADDRESS
 
 
 @given(st.ip_addresses(v=4))

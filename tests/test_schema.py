@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +51,18 @@ def todays_postgres_tables(url: str) -> None:
         connection.execute("INSERT INTO cookie_gate_hourly VALUES ('2026-12-01T10', 'pageviews', 7)")
         connection.execute("INSERT INTO cookie_gate_detail VALUES ('2026-12-01', 'path', '/kept', 7)")
         connection.execute("INSERT INTO cookie_gate_inventory VALUES ('_ga', 'analytics', 'catalogue', 'a', 'b')")
+
+
+def run_sql(url: str, statement: str) -> list[tuple[Any, ...]]:
+    """`statement` run on the store at `url` by a connection of the test's own, as an admin's shell would."""
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(sqlite_backend.sqlite_path(url), isolation_level=None)) as connection:
+            return connection.execute(statement).fetchall()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        cursor = connection.execute(statement)
+        return cursor.fetchall() if cursor.description else []
 
 
 def kept(store: SQLStore) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
@@ -113,12 +127,12 @@ def test_a_new_version_is_applied_once_when_several_instances_start_together(
     monkeypatch.setattr(sql, "SCHEMA_VERSION", NEXT)
     monkeypatch.setattr(sql, "MIGRATIONS", {NEXT: NEW_COLUMN})
     assert open_at_once(url, 6) == [NEXT] * 6  # an ALTER applied twice would have failed one of them
+    assert [tuple(row) for row in run_sql(url, "SELECT name, category, note FROM cookie_gate_inventory")] == [
+        ("_ga", "analytics", None)
+    ]
+    versions = run_sql(url, "SELECT version FROM cookie_gate_schema ORDER BY version")
+    assert [row[0] for row in versions] == list(range(1, NEXT + 1))
     store = open_store(url)
-    with store._lock, store._transaction(store._connected()) as cursor:
-        cursor.execute("SELECT name, category, note FROM cookie_gate_inventory")
-        assert cursor.fetchall() == [("_ga", "analytics", None)]
-        cursor.execute("SELECT version FROM cookie_gate_schema ORDER BY version")
-        assert [row[0] for row in cursor.fetchall()] == list(range(1, NEXT + 1))
     assert kept(store)[1] == [("path", "/kept", 7)]
     store.close()
 
@@ -190,10 +204,8 @@ def test_version_two_keeps_the_decisions_of_a_version_one_store(version_one_stor
 
 def stamp(url: str, version: int) -> None:
     """Record `version` in the store as a later release's migrate would."""
-    store = open_store(url)
-    with store._lock, store._transaction(store._connected()) as cursor:
-        cursor.execute(store._sql("INSERT INTO cookie_gate_schema (version) VALUES (?)"), (version,))
-    store.close()
+    version_of(url)  # migrated to this release's version first
+    run_sql(url, f"INSERT INTO cookie_gate_schema (version) VALUES ({int(version)})")
 
 
 def test_a_store_migrated_by_a_newer_release_is_refused_naming_both_versions(
@@ -212,21 +224,18 @@ def test_a_store_migrated_by_a_newer_release_is_refused_naming_both_versions(
 
 def columns(url: str) -> list[tuple[str, str]]:
     """Every (table, column) of the store, in order."""
-    store = open_store(url)
-    with store._lock, store._transaction(store._connected()) as cursor:
-        if url.startswith("sqlite"):
-            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            found = []
-            for (table,) in cursor.fetchall():
-                cursor.execute(f"PRAGMA table_info({table})")
-                found += [(table, row[1]) for row in cursor.fetchall()]
-        else:
-            cursor.execute(
-                "SELECT table_name, column_name FROM information_schema.columns"
-                " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
-            )
-            found = [(str(table), str(column)) for table, column in cursor.fetchall()]
-    store.close()
+    version_of(url)  # opened, so migrated, by the release under test
+    if url.startswith("sqlite"):
+        found = []
+        for (table,) in run_sql(url, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+            found += [(table, row[1]) for row in run_sql(url, f"PRAGMA table_info({table})")]
+    else:
+        rows = run_sql(
+            url,
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+        )
+        found = [(str(table), str(column)) for table, column in rows]
     return sorted(found)
 
 

@@ -27,6 +27,7 @@ from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock, suite_clock
 from tests.conftest import GateFactory, consent_cookie, set_cookies
+from tests.stored import read_store, stored_paths
 
 Clients = Callable[..., httpx.AsyncClient]
 SEOUL = SiteClock("Asia/Seoul")
@@ -185,14 +186,14 @@ def report(store: SQLStore, when: str = "2026-12-01T23:00", days: int = 7) -> di
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking_or_growing(store: SQLiteStore) -> None:
-    writer = writer_for(store, capacity=100)
-    writer._thread = object()  # type: ignore[assignment]  # pretend it runs, so nothing drains
+    writer = writer_for(store, capacity=100, autostart=False)  # no thread drains meanwhile
     started = time.perf_counter()
     for _ in range(1000):
         writer.record(view())
     assert time.perf_counter() - started < 0.5
-    assert len(writer._queue) == 100 and writer.dropped == 900
-    writer._thread = None
+    assert not writer.running
+    health = writer.health()
+    assert health.queued == 100 and health.dropped == 900
     assert writer.flush()
     result = report(store)
     assert result["pageviews"] == 100 and result["dropped_events"] == 900
@@ -269,9 +270,8 @@ def test_salts_and_hashed_keys_are_destroyed_within_two_days(store: SQLiteStore,
     middleware = gate(ROUTES, store=f"sqlite:///{store.path}", timezone="Asia/Seoul")
     assert middleware.statistics is not None
     middleware.statistics.purge(at("2026-12-01T12:00"))
-    connection = store._connected()
-    assert [r[0] for r in connection.execute("SELECT day FROM cookie_gate_salt")] == ["2026-12-01"]
-    assert [r[0] for r in connection.execute("SELECT day FROM cookie_gate_visitor_day")] == ["2026-12-01"]
+    assert read_store(store.path, "SELECT day FROM cookie_gate_salt") == [("2026-12-01",)]
+    assert read_store(store.path, "SELECT day FROM cookie_gate_visitor_day") == [("2026-12-01",)]
 
 
 def test_a_failing_store_keeps_the_counts_for_the_next_try(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -377,8 +377,7 @@ def test_cookie_gate_purge_applies_retention(store: SQLiteStore, capsys: pytest.
     writer.flush()
     assert main(["--store", f"sqlite:///{store.path}", "purge"], clock=suite_clock) == 0
     assert "cookie_gate_detail 1" in capsys.readouterr().out
-    paths = [r[0] for r in store._connected().execute("SELECT value FROM cookie_gate_detail WHERE kind = 'path'")]
-    assert paths == ["/new-page"]
+    assert stored_paths(store.path) == [("/new-page", 1)]
 
 
 def test_cookie_gate_stats_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

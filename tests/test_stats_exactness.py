@@ -511,7 +511,7 @@ def test_stopping_while_the_writer_is_inside_a_round_still_writes_everything(tmp
         stopper = threading.Thread(target=writer.stop, kwargs={"timeout": 1.0})
         started = time.monotonic()
         stopper.start()
-        while writer._requested == 0 and time.monotonic() - started < 5:  # stop() has asked for its flush
+        while writer.running and time.monotonic() - started < 5:  # stopping: stop() has asked for its flush
             time.sleep(0.001)
         release.set()
         stopper.join(10)

@@ -196,7 +196,13 @@ async def test_no_ip_address_or_user_agent_reaches_the_sqlite_files_or_any_log(
     capfd: pytest.CaptureFixture[str],
     clients: list[httpx.AsyncClient],
 ) -> None:
-    middleware = gate(ROUTES, daily_visitor_hash=True, timezone="Asia/Seoul", stats_flush_seconds=300)
+    middleware = gate(
+        ROUTES,
+        store=f"sqlite:///{tmp_path / 'cookie_gate.sqlite3'}?busy_timeout=0.05",  # the writer gives up on a lock soon
+        daily_visitor_hash=True,
+        timezone="Asia/Seoul",
+        stats_flush_seconds=300,
+    )
     statistics = middleware.statistics
     assert statistics is not None and isinstance(middleware.store, SQLiteStore)
     visitors = await run_traffic(middleware, clients)
@@ -209,8 +215,6 @@ async def test_no_ip_address_or_user_agent_reaches_the_sqlite_files_or_any_log(
     assert leaks_in_files(tmp_path) == {}
 
     # The store fails for a while (another process holds the write lock); the same visitors keep coming.
-    with middleware.store._lock:  # the writer thread shares this connection
-        middleware.store._connected().execute("PRAGMA busy_timeout = 50")
     with closing(sqlite3.connect(middleware.store.path, isolation_level=None)) as blocker:
         blocker.execute("BEGIN IMMEDIATE")
         for visitor in visitors:
@@ -237,8 +241,8 @@ def test_store_failures_are_logged_without_addresses_or_user_agents(
     tmp_path: Path, all_logs: pytest.LogCaptureFixture
 ) -> None:
     """The daily salt and the batch both fail to reach a locked store: both warnings are clean."""
-    store = SQLiteStore(tmp_path / "stats.sqlite3")
-    store._connected().execute("PRAGMA busy_timeout = 50")
+    store = SQLiteStore(tmp_path / "stats.sqlite3", busy_timeout=0.05)
+    store.probe()  # opened before another process holds the file
     writer = StatsWriter(store, UTC_CLOCK, clock=suite_clock, capacity=100, interval=60.0, daily_hash=True)
     try:
         with closing(sqlite3.connect(store.path, isolation_level=None)) as blocker:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
@@ -188,3 +190,20 @@ def test_the_report_reads_only_the_top_paths_and_referrers_ranked_in_the_store(s
     assert report["pages"][0] == {"path": "/daily/06", "pageviews": 70}
     assert len(report["pages"]) == DETAIL_TOP
     assert report["referrers"] == [{"host": IP_ADDRESS, "entries": 50}, {"host": "example.org", "entries": 30}]
+
+
+def test_a_sqlite_url_sets_how_long_a_write_waits_for_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "waits.sqlite3"
+    store = open_store(f"sqlite:///{path}?busy_timeout=0.05")
+    store.probe()
+    with closing(sqlite3.connect(path, isolation_level=None)) as other_process:
+        other_process.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="locked"):
+            store.probe()
+        assert time.monotonic() - started < 5  # not the default 30 s
+        other_process.execute("ROLLBACK")
+    store.probe()
+    store.close()
+    with pytest.raises(StoreError, match="busy_timeout='soon'"):
+        open_store(f"sqlite:///{path}?busy_timeout=soon")

@@ -24,11 +24,12 @@ import pytest
 from cookie_gate.stats import writer as writer_module
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.writer import CountedView, StatsWriter
-from cookie_gate.store import open_store
+from cookie_gate.store.postgres import PostgresStore
 from cookie_gate.store.sql import StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
 from tests.clocks import SteppedClock
 from tests.conftest import Postgres
+from tests.stored import stored_paths
 
 CHROME = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 NOW = 1_796_000_000.0
@@ -58,10 +59,14 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 def sigterm_restored() -> Iterator[None]:
     """Whatever a test does to SIGTERM's handler is undone after it."""
     before = signal.getsignal(signal.SIGTERM)
-    chain = writer_module._sigterm.previous
+    chain = writer_module.sigterm_chained_to()
     yield
-    signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
-    writer_module._sigterm.previous = chain
+    if before is writer_module.on_sigterm:  # ours in front of `chain` again, as it was
+        signal.signal(signal.SIGTERM, chain if chain is not None else signal.SIG_DFL)
+        writer_module.watch_for_sigterm()
+        assert writer_module.sigterm_chained_to() == chain
+    else:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 def test_a_server_that_puts_its_handler_back_does_not_leave_the_next_one_without_ours(
@@ -69,7 +74,7 @@ def test_a_server_that_puts_its_handler_back_does_not_leave_the_next_one_without
 ) -> None:
     first = make(store)
     first.start()
-    assert signal.getsignal(signal.SIGTERM) is writer_module._on_sigterm
+    assert signal.getsignal(signal.SIGTERM) is writer_module.on_sigterm
     assert first.stop(1.0)
 
     def servers_handler(signum: int, frame: object) -> None:
@@ -78,10 +83,10 @@ def test_a_server_that_puts_its_handler_back_does_not_leave_the_next_one_without
     signal.signal(signal.SIGTERM, servers_handler)  # the next server's, over what the first put back
     second = make(store)
     second.start()
-    assert signal.getsignal(signal.SIGTERM) is writer_module._on_sigterm
-    assert writer_module._sigterm.previous is servers_handler  # called after ours, the new one
+    assert signal.getsignal(signal.SIGTERM) is writer_module.on_sigterm
+    assert writer_module.sigterm_chained_to() is servers_handler  # called after ours, the new one
     second.start()  # ours already in front: the chain is left as it is
-    assert writer_module._sigterm.previous is servers_handler
+    assert writer_module.sigterm_chained_to() is servers_handler
     assert second.stop(1.0)
 
 
@@ -132,8 +137,7 @@ def test_sigterm_with_no_server_behind_flushes_then_dies_of_it(tmp_path: Path) -
         timeout=30,
     )
     assert done.returncode == -signal.SIGTERM, done.stdout + done.stderr
-    rows = SQLiteStore(database)._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'")
-    assert rows.fetchall() == [("/second", 1)]
+    assert stored_paths(database) == [("/second", 1)]
 
 
 def in_child(report: Callable[[], str]) -> str:
@@ -157,8 +161,7 @@ def in_child(report: Callable[[], str]) -> str:
 def test_a_forked_child_starts_from_nothing_and_never_counts_its_parents_losses_again(
     store: SQLiteStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    parent = make(store, capacity=1)
-    parent._thread = threading.Thread()  # a stand-in: record() must not start the writer, so nothing drains
+    parent = make(store, capacity=1, autostart=False)  # no thread drains the queue meanwhile
     parent.record(view("/kept"))
     parent.record(view("/dropped, the queue is full"))
     parent.last_error = "the parent's store failed"
@@ -170,7 +173,6 @@ def test_a_forked_child_starts_from_nothing_and_never_counts_its_parents_losses_
         return repr((parent.dropped, health.dropped, health.queued, health.last_error, parent.has_work))
 
     assert in_child(child_state) == repr((0, 0, 0, None, False))
-    parent._thread = None
 
 
 def test_writers_nobody_holds_are_freed() -> None:
@@ -204,22 +206,20 @@ def test_a_flush_never_waits_for_retention_and_a_stop_runs_none(store: SQLiteSto
 
 
 def test_the_postgresql_watchdog_is_one_thread_however_many_transactions(
-    postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+    postgres: Postgres,
 ) -> None:
-    store = open_store(postgres.url, timeout=1.0)
+    made: list[str] = []
+
+    def counted(**options: Any) -> threading.Thread:
+        made.append(options["name"])
+        return threading.Thread(**options)
+
+    store = PostgresStore(postgres.url, timeout=1.0, thread_factory=counted)
     store.add_stats(StatsBatch(hourly={("2026-12-01T10", "pageviews"): 1}))  # connected, watchdog running
-    started: list[str] = []
-    real_start = threading.Thread.start
-
-    def counted_start(thread: threading.Thread) -> None:
-        started.append(thread.name)
-        real_start(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", counted_start)
+    assert made == ["cookie-gate-pg-watchdog"]
     for _ in range(30):
         store.add_stats(StatsBatch(hourly={("2026-12-01T10", "pageviews"): 1}))
-    monkeypatch.undo()
-    assert started == []  # none per transaction: at interpreter exit (3.12+) none could start
+    assert made == ["cookie-gate-pg-watchdog"]  # none per transaction: at interpreter exit (3.12+) none could start
     assert [row[2] for row in store.stats_rows("2026-12-01", "2026-12-01", 0).hourly] == [31]
     store.close()
 
@@ -261,8 +261,7 @@ def test_sigterm_during_a_server_run_holds_the_signal_until_the_exit_flush(tmp_p
     )
     assert b"returned from the server" in done.stdout, done.stderr
     assert done.returncode == -signal.SIGTERM  # still dies of it, after the exit flush
-    rows = SQLiteStore(database)._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'")
-    assert rows.fetchall() == [("/last", 1)]
+    assert stored_paths(database) == [("/last", 1)]
 
 
 def test_a_lifespan_shutdown_is_not_held_up_by_a_busy_thread_pool(tmp_path: Path) -> None:
@@ -316,5 +315,4 @@ def test_a_multiprocessing_worker_started_by_fork_writes_what_it_recorded_when_i
     worker.start()
     worker.join(30)
     assert worker.exitcode == 0
-    rows = SQLiteStore(database)._connected().execute("SELECT value, n FROM cookie_gate_detail WHERE kind = 'path'")
-    assert rows.fetchall() == [("/in-a-worker", 1)]
+    assert stored_paths(database) == [("/in-a-worker", 1)]

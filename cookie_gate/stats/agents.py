@@ -29,7 +29,9 @@ from typing import Any
 
 import user_agents
 
-__all__ = ["Agent", "AgentClassifier"]
+from cookie_gate.cache import CacheStats
+
+__all__ = ["BOT_CLASS_PRIORITY", "OTHER", "PATTERN_OVERRIDES", "Agent", "AgentClassifier", "crawler_entries"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class Agent:
     browser: str  # user-agents family, e.g. "Chrome", "Mobile Safari", "Other"
     os: str  # e.g. "Windows", "iOS", "Other"
     device: str  # "mobile" | "tablet" | "desktop" | "other"
-    bot: str | None  # None for a person; else a class from _BOT_CLASS_PRIORITY or "other"
+    bot: str | None  # None for a person; else a class from BOT_CLASS_PRIORITY or "other"
 
 
 #: Bot class of a string matched by no crawler pattern but flagged by ua-parser, of an
@@ -55,7 +57,7 @@ OTHER = "other"
 #: feeds a search product is reported as "ai-crawler": that is the distinction a site
 #: owner asks about); generic tools come last, so a named bot that happens to mention
 #: its HTTP library (`... python-requests/2.x`) is reported as the bot, not the library.
-_BOT_CLASS_PRIORITY: tuple[str, ...] = (
+BOT_CLASS_PRIORITY: tuple[str, ...] = (
     "ai-crawler",
     "search-engine",
     "advertising",
@@ -81,7 +83,7 @@ _BOT_CLASS_PRIORITY: tuple[str, ...] = (
 #: "WhatsApp/2.11.112 Android/4.2.1 Device/...") and `WordPress/` (2 cases): those
 #: strings are the app's / the CMS's own HTTP client (link previews, pingbacks), never
 #: a person's browser, so counting them as bots is right for page-view statistics.
-_PATTERN_OVERRIDES: Mapping[str, str] = {
+PATTERN_OVERRIDES: Mapping[str, str] = {
     "Butterfly": r"Butterfly/",
     "Sonic": r"\bSonic/|RankSonic",
     "speedy": r"Speedy ?Spider",
@@ -90,12 +92,12 @@ _PATTERN_OVERRIDES: Mapping[str, str] = {
 
 #: Real UAs are under 500 characters (uap-core's longest is 492). Cutting longer ones
 #: bounds both the memory the cache key holds and ua-parser's regex time on hostile input.
-_MAX_UA_LENGTH = 1024
+MAX_UA_LENGTH = 1024
 
 #: ua-parser copies unknown apps' and bots' product names into the family ("FooBot/1.0"
 #: -> "FooBot"); anything longer than this is not a product name worth a report row.
 #: uap-core's longest expected family is 50 characters.
-_MAX_FAMILY_LENGTH = 64
+MAX_FAMILY_LENGTH = 64
 
 _REGEX_METACHARACTERS = frozenset(".^$*+?{}[]|()\\")
 
@@ -177,13 +179,13 @@ class _PatternSet:
 
 def _entry_class(tags: Sequence[str]) -> str:
     """An entry's bot class: its highest-priority known tag, else "other"."""
-    for bot_class in _BOT_CLASS_PRIORITY:
+    for bot_class in BOT_CLASS_PRIORITY:
         if bot_class in tags:
             return bot_class
     return OTHER
 
 
-def _load_crawler_entries() -> list[tuple[str, str]]:
+def crawler_entries() -> list[tuple[str, str]]:
     """(pattern, bot class) for every usable entry of the installed crawler-user-agents list.
 
     Read through importlib.resources, not `import crawleruseragents`, so the package's
@@ -197,7 +199,7 @@ def _load_crawler_entries() -> list[tuple[str, str]]:
         pattern = entry.get("pattern") if isinstance(entry, dict) else None
         if not isinstance(pattern, str) or not pattern:
             continue
-        pattern = _PATTERN_OVERRIDES.get(pattern, pattern)
+        pattern = PATTERN_OVERRIDES.get(pattern, pattern)
         try:
             re.compile(f"(?:{pattern})")  # the form it takes inside the combined regexes
         except re.error:
@@ -221,7 +223,7 @@ class _BotPatterns:
     def __init__(self, entries: Sequence[tuple[str, str]]) -> None:
         self.size = len(entries)
         self._any = _PatternSet(pattern for pattern, _ in entries)
-        order = (*_BOT_CLASS_PRIORITY, OTHER)
+        order = (*BOT_CLASS_PRIORITY, OTHER)
         self._by_class = [
             (bot_class, _PatternSet(pattern for pattern, cls in entries if cls == bot_class))
             for bot_class in order
@@ -240,11 +242,11 @@ class _BotPatterns:
 @functools.cache
 def _bot_patterns() -> _BotPatterns:
     """Loaded and compiled once per process (~0.1 s) and shared by every classifier."""
-    return _BotPatterns(_load_crawler_entries())
+    return _BotPatterns(crawler_entries())
 
 
 def _family(name: object) -> str:
-    return name if isinstance(name, str) and name and len(name) <= _MAX_FAMILY_LENGTH else "Other"
+    return name if isinstance(name, str) and name and len(name) <= MAX_FAMILY_LENGTH else "Other"
 
 
 def _device_class(parsed: Any) -> str:
@@ -271,18 +273,25 @@ class AgentClassifier:
 
     def __init__(self, cache_size: int = 4096) -> None:
         self._bots = _bot_patterns()
-        # Bounded by entries of bounded size: strings are cut to _MAX_UA_LENGTH first, so 4,096
+        # Bounded by entries of bounded size: strings are cut to MAX_UA_LENGTH first, so 4,096
         # entries hold about 6 MB at most (on the writer thread, never on the request path).
         self._cached = functools.lru_cache(maxsize=cache_size)(self._classify)
         user_agents.parse("")  # pay ua-parser's lazy set-up now, not on the first visit
 
     def classify(self, user_agent: str) -> Agent:
         """The visitor's `Agent`; an empty or missing User-Agent is a bot ("other")."""
-        return self._cached(user_agent[:_MAX_UA_LENGTH] if user_agent else "")
+        return self._cached(user_agent[:MAX_UA_LENGTH] if user_agent else "")
 
-    def cache_info(self) -> functools._CacheInfo:
-        """Hits and misses of the per-string cache (for tests and the admin's tools)."""
-        return self._cached.cache_info()
+    @property
+    def cache_stats(self) -> CacheStats:
+        """The per-string cache: entries held (at most `cache_size`) and strings parsed."""
+        info = self._cached.cache_info()
+        return CacheStats(entries=info.currsize, misses=info.misses)
+
+    @property
+    def crawler_patterns(self) -> int:
+        """How many crawler-list patterns this classifier matches (`crawler_entries()`, compiled)."""
+        return self._bots.size
 
     def _classify(self, user_agent: str) -> Agent:
         if not user_agent or user_agent.isspace():

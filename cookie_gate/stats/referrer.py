@@ -17,13 +17,23 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 #: The one bucket every IP-address referrer is counted in.
 IP_ADDRESS = "(ip address)"
 _HEX = frozenset(string.hexdigits)
 #: Four numbers of at most three digits, dotted or dashed, as whole labels of a host name.
 _SPELLED_IPV4 = re.compile(r"(?:^|[.-])\d{1,3}([.-])\d{1,3}\1\d{1,3}\1\d{1,3}(?:[.-]|$)", re.ASCII)
+
+
+def referrer_host(referrer: bytes | None) -> str:
+    """The host a `Referer` header names (lower-cased, at most 253 characters), "" for none or a malformed URL."""
+    if not referrer:
+        return ""
+    try:
+        return (urlsplit(referrer.decode("latin-1")).hostname or "")[:253]
+    except ValueError:
+        return ""
 
 
 def stored_referrer(host: str) -> str:

@@ -41,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 from cookie_gate.clock import Clock
 from cookie_gate.hosts import request_host
@@ -49,7 +48,7 @@ from cookie_gate.inventory import Inventory
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import VisitStart
-from cookie_gate.stats.referrer import stored_referrer
+from cookie_gate.stats.referrer import referrer_host, stored_referrer
 from cookie_gate.store import StoreError, warn_if_store_fails
 from cookie_gate.store.sql import SQLStore, StatsBatch
 
@@ -107,7 +106,12 @@ _NOT_RECORDED_UNTIL_EXIT = "; page views answered from now until exit are counte
 
 class StatsWriter:
     """`clock` is the wall clock (bucket times, `last_flush`); `monotonic` measures the waits
-    (the shutdown budget, the warning interval); both are passed in so tests can step them."""
+    (the shutdown budget, the warning interval); both are passed in so tests can step them.
+
+    `autostart` (on by default) starts the writer thread on the first `record()`. Off, the
+    owner calls `start()` itself, for instance only in each worker after a pre-fork server has
+    forked, or never, writing with `flush()` from its own thread (a batch job, a test). Page
+    views are queued, and past `capacity` dropped and counted, either way."""
 
     def __init__(
         self,
@@ -124,8 +128,10 @@ class StatsWriter:
         inventory: Inventory | None = None,
         shutdown_timeout: float = 5.0,
         max_pending: int = MAX_PENDING,
+        autostart: bool = True,
     ) -> None:
         self._store = store
+        self._autostart = autostart
         self._site_clock = site_clock
         self._clock = clock
         self._monotonic = monotonic
@@ -176,6 +182,12 @@ class StatsWriter:
         )
 
     @property
+    def running(self) -> bool:
+        """Whether a writer thread is serving this writer (started, and not asked to stop)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stopping
+
+    @property
     def has_work(self) -> bool:
         """Page views queued or held, or a writer thread still serving (not one left stopping)."""
         thread = self._thread
@@ -194,7 +206,7 @@ class StatsWriter:
         else:
             self.dropped += 1
             self.dropped_total += 1
-        if self._thread is None:
+        if self._thread is None and self._autostart:
             self.start()
 
     def _record_while_terminating(self, event: CountedView) -> None:
@@ -206,7 +218,7 @@ class StatsWriter:
             self.dropped_total += 1
             return
         self._queue.append(event)
-        if self._thread is None:
+        if self._thread is None and self._autostart:
             self.start()
         self._wake.set()  # the writer writes it now; this thread never waits for the store
 
@@ -220,7 +232,7 @@ class StatsWriter:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="cookie-gate-stats", daemon=True)
                 self._thread.start()
-        _watch_for_sigterm()
+        watch_for_sigterm()
         _flush_at_exit_of_this_process()
 
     def terminate(self) -> None:
@@ -234,12 +246,22 @@ class StatsWriter:
         if self._thread is None:
             self._drain()
             return not self._pending
+        return self._flush_round(timeout, stopping=False)
+
+    def _flush_round(self, timeout: float, *, stopping: bool) -> bool:
+        """Ask the thread for one more round and wait for it. A stop marks the writer stopping
+        in the same step, so no round can see it stopping without its final flush asked for."""
         with self._done:
-            self._requested += 1
-            target = self._requested
-            self._wake.set()
-            self._done.wait_for(lambda: self._completed >= target, timeout)
-            return self._completed >= target and not self._pending
+            if stopping:
+                self._stopping = True
+            if self._thread is not None:  # else it has just ended: write from this thread
+                self._requested += 1
+                target = self._requested
+                self._wake.set()
+                self._done.wait_for(lambda: self._completed >= target, timeout)
+                return self._completed >= target and not self._pending
+        self._drain()
+        return not self._pending
 
     def stop(self, timeout: float | None = None) -> bool:
         """Flush and end the thread (lifespan shutdown, interpreter exit) within `timeout` seconds
@@ -254,9 +276,7 @@ class StatsWriter:
             except Exception as error:  # reported below with what it cost
                 self.last_error = type(error).__name__
         else:
-            with self._done:
-                self._stopping = True
-            self.flush(max(deadline - time.monotonic(), 0.0))
+            self._flush_round(max(deadline - time.monotonic(), 0.0), stopping=True)
             self._wake.set()
             if isinstance(thread, threading.Thread) and thread.is_alive():
                 thread.join(max(deadline - time.monotonic(), 0.0))
@@ -451,7 +471,7 @@ class StatsWriter:
         add(daily, (day, "device", kind.device))
         add(detail, (day, "path", path[:MAX_PATH]))
         own_host = request_host(host) if host else ""
-        source = _referrer_host(referrer)
+        source = referrer_host(referrer)
         if source != own_host:
             add(hourly, (hour, "entries"))
             if source:
@@ -489,7 +509,7 @@ class StatsWriter:
 
 @dataclass
 class _SigtermChain:
-    """Where `_on_sigterm` stands: the handler it was put in front of (called after it), and
+    """Where `on_sigterm` stands: the handler it was put in front of (called after it), and
     whether it holds SIGTERM blocked in the main thread until the exit flush is done."""
 
     previous: Callable[[int, FrameType | None], Any] | int | None = None
@@ -499,8 +519,11 @@ class _SigtermChain:
 _sigterm = _SigtermChain()
 
 
-def _watch_for_sigterm() -> None:
-    """Put `_on_sigterm` in front of whatever handles SIGTERM now, from the main thread only.
+def watch_for_sigterm() -> None:
+    """Put `on_sigterm` in front of whatever handles SIGTERM now, from the main thread only.
+
+    `StatsWriter.start()` calls it; an app that installs a SIGTERM handler of its own after
+    the writer started can call it again, so the statistics are still flushed on SIGTERM.
 
     Again whenever it is no longer there: a server that puts its original handler back on
     exit (uvicorn) takes ours away, and a later server in the same process must get it too.
@@ -510,15 +533,22 @@ def _watch_for_sigterm() -> None:
         return
     try:
         previous = signal.getsignal(signal.SIGTERM)
-        if previous is _on_sigterm or previous is None or previous == signal.SIG_IGN:
+        if previous is on_sigterm or previous is None or previous == signal.SIG_IGN:
             return
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, on_sigterm)
     except (ValueError, OSError):  # not the main interpreter, or no signals here
         return
     _sigterm.previous = previous
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def sigterm_chained_to() -> Callable[[int, FrameType | None], Any] | int | None:
+    """The handler `on_sigterm` calls after marking the writers terminating (the server's), or
+    `SIG_DFL`; None until it was first installed. Tells an operator whose shutdown runs first."""
+    return _sigterm.previous
+
+
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler the writers install in front of the server's (see the module's docstring)."""
     writers = list(_LIVE)
     previous = _sigterm.previous
     if callable(previous):  # a server shuts down gracefully: write as it goes, flush at exit
@@ -552,8 +582,10 @@ def _release_sigterm() -> None:
 
 
 @atexit.register
-def _stop_all_at_exit() -> None:
-    """Write what every live writer holds before the interpreter goes: servers that handle
+def stop_all() -> None:
+    """The exit hook, which an embedding app's own shutdown code may also call.
+
+    Write what every live writer holds before the interpreter goes: servers that handle
     SIGTERM themselves return from their loop, so this runs even when lifespan never came.
     Each writer is bounded by its own `shutdown_timeout`. Then a SIGTERM held since the
     server's graceful shutdown is let through."""
@@ -575,7 +607,7 @@ def _flush_at_exit_of_this_process() -> None:
     global _exit_hook_pid
     if _exit_hook_pid != os.getpid():
         _exit_hook_pid = os.getpid()
-        multiprocessing.util.Finalize(None, _stop_all_at_exit, exitpriority=0)
+        multiprocessing.util.Finalize(None, stop_all, exitpriority=0)
 
 
 def _forget_parents() -> None:
@@ -585,12 +617,3 @@ def _forget_parents() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_parents)
-
-
-def _referrer_host(referrer: bytes | None) -> str:
-    if not referrer:
-        return ""
-    try:
-        return (urlsplit(referrer.decode("latin-1")).hostname or "")[:253]
-    except ValueError:
-        return ""

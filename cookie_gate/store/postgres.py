@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -75,7 +75,11 @@ class PostgresStore(SQLStore):
     placeholder = "%s"
     order_column = "seq"
 
-    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 2.0, thread_factory: Callable[..., threading.Thread] = threading.Thread
+    ) -> None:
+        """`thread_factory` makes the watchdog's one thread (`threading.Thread` by default): an
+        embedding that tracks or names its threads passes its own, and so do tests that count them."""
         super().__init__()
         try:
             import psycopg
@@ -87,7 +91,7 @@ class PostgresStore(SQLStore):
         self._connect_timeout = max(2, int(timeout))
         self._statement_ms = max(100, int(timeout * 1000))
         #: The server's own statement timeout answers first; the watchdog is for servers that cannot.
-        self._watchdog = _Watchdog(self._statement_ms / 1000 + 1.0)
+        self._watchdog = _Watchdog(self._statement_ms / 1000 + 1.0, thread_factory)
         weakref.finalize(self, self._watchdog.close)
 
     def _connected(self) -> Any:
@@ -197,8 +201,9 @@ class _Watchdog:
     disarms it. The thread starts with the first `arm` that needs it (again in a forked
     child, where it does not exist) and ends with `close`."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, thread_factory: Callable[..., threading.Thread] = threading.Thread) -> None:
         self.seconds = seconds
+        self._thread_factory = thread_factory
         self._condition = threading.Condition()
         self._deadline: float | None = None
         self._connection: Any = None
@@ -224,7 +229,7 @@ class _Watchdog:
             self._condition.notify()
 
     def _start(self) -> None:
-        thread = threading.Thread(target=self._run, name="cookie-gate-pg-watchdog", daemon=True)
+        thread = self._thread_factory(target=self._run, name="cookie-gate-pg-watchdog", daemon=True)
         try:
             thread.start()
         except RuntimeError:  # the interpreter is exiting: the statement and TCP timeouts remain

@@ -189,6 +189,12 @@ class SQLStore:
                     cursor.execute(statement)
                 cursor.execute(self._sql("INSERT INTO cookie_gate_schema (version) VALUES (?)"), (version,))
 
+    @property
+    def busy(self) -> bool:
+        """Whether a statement of this process holds the store now (a write in progress, or one
+        stuck waiting for a hung database): what a health check waits for, at most briefly."""
+        return self._lock.locked()
+
     def schema_version(self) -> int:
         with self._lock, self._transaction(self._connected()) as cursor:
             cursor.execute("SELECT MAX(version) FROM cookie_gate_schema")

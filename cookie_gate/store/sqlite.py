@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cookie_gate.store import StoreError
 from cookie_gate.store.sql import HEALTH_WAIT_SECONDS, SQLStore
@@ -50,8 +50,9 @@ CREATE TABLE IF NOT EXISTS cookie_gate_visitor_day (
 
 
 _OPEN_TIMEOUT = 30.0
-#: How long a write waits for another process's write to the same file.
-_BUSY_TIMEOUT = 30.0
+#: How long a write waits for another process's write to the same file, unless the store is
+#: given its own `busy_timeout` (`sqlite:///gate.sqlite3?busy_timeout=5`, in seconds).
+BUSY_TIMEOUT = 30.0
 
 
 def sqlite_path(url: str) -> str:
@@ -63,14 +64,40 @@ def sqlite_path(url: str) -> str:
     return path[1:]
 
 
+def sqlite_busy_timeout(url: str) -> float:
+    """The URL's `busy_timeout` (seconds), else `BUSY_TIMEOUT`: shorter where another process's
+    long writes should make statistics wait in memory rather than hold the writer thread."""
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if key == "busy_timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= 3600:
+                raise StoreError(f"busy_timeout={value!r} in the SQLite store URL must be seconds from 0 to 3600")
+            return seconds
+    return BUSY_TIMEOUT
+
+
 class SQLiteStore(SQLStore):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """`on_connect` is called with the connection once it is open and migrated: a place for an
+        operator's own pragmas, a trace callback or a progress handler when profiling the store."""
         super().__init__()
         self.path = str(path)
+        #: Seconds a write waits for another connection's write to the same file before failing.
+        self.busy_timeout = busy_timeout
+        self._on_connect = on_connect
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
-        return cls(sqlite_path(url))
+        return cls(sqlite_path(url), busy_timeout=sqlite_busy_timeout(url))
 
     def _connect(self) -> sqlite3.Connection:
         # Switching a fresh file to WAL answers "database is locked" at once, whatever the
@@ -81,7 +108,7 @@ class SQLiteStore(SQLStore):
             connection = None
             try:
                 connection = sqlite3.connect(
-                    self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                    self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
                 )
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
@@ -97,6 +124,8 @@ class SQLiteStore(SQLStore):
                     raise
                 finally:
                     cursor.close()
+                if self._on_connect is not None:
+                    self._on_connect(connection)
                 return connection
             except sqlite3.OperationalError as error:
                 if connection is not None:
@@ -120,7 +149,7 @@ class SQLiteStore(SQLStore):
         try:
             yield
         finally:
-            connection.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
     @contextmanager
     def _transaction(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
