@@ -14,9 +14,12 @@ Tags are recognised by the HTML tokenizer's rules (`markup.TagScanner`), so a `>
 quoted attribute, a `/` between attributes, upper case or a tag cut into one-byte chunks
 changes nothing, and a `<script` inside a comment or another script's text is left alone.
 Every byte is looked at a bounded number of times. The last chunk is only tokenised as
-far as its last `data-cookie-category`: a one-chunk page without one costs a single
-search. Nothing is held back beyond a `<script>`/`<iframe>` start tag cut by a chunk
-boundary (at most `MAX_HELD_TAG` bytes) and the few bytes of a cut `</body`.
+far as its last possible `data-cookie-category`, and a whole page sent as one chunk is
+not tokenised at all unless it has one (or needs the head snippet): most pages cost a
+search and the copy that inserts the banner. That search is case-insensitive, so the
+only bytes it can look for with `memchr` are the attribute's dashes (`_last_candidate`).
+Nothing is held back beyond a `<script>`/`<iframe>` start tag cut by a chunk boundary
+(at most `MAX_HELD_TAG` bytes) and the few bytes of a cut `</body`.
 """
 
 from __future__ import annotations
@@ -64,11 +67,14 @@ def _marker_prefix(chunk: bytes) -> int:
 
 
 def _last_candidate(data: bytes | bytearray) -> int:
-    """Where the last possible `data-cookie-category` is (at its second dash), or -1.
+    """Where the last possible `data-cookie-category` is (at the dash before `cookie`), or -1.
 
-    A regular expression looks at every byte; `find` of a single byte is `memchr`, many
-    times faster. So the expression only reads `_WINDOW` bytes from each dash `find`
-    jumps to, and the stretches without a dash (prose, most of a page) are skipped at
+    A regular expression reads every byte, and `bytes.find` of more than one byte is no
+    faster; only a one-byte `find` is `memchr`, many times faster. The attribute matches
+    in any case, so its dashes are the one byte every spelling has. Checking each dash
+    in Python would cost more than the expression where dashes are dense (class names,
+    dates, `http-equiv`), so the expression reads `_WINDOW` bytes from each dash `find`
+    jumps to, and only stretches without a dash (prose, most of a page) are skipped at
     `memchr` speed. A window's end lets a candidate that starts inside it finish.
     """
     last = -1
