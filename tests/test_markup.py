@@ -24,7 +24,7 @@ from html5lib import _inputstream, _tokenizer, html5parser
 from html5lib.constants import tokenTypes
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cookie_gate.inject import PageRewriter
+from cookie_gate.inject import _WINDOW, PageRewriter
 
 ACCEPTED = frozenset({"necessary", "preferences"})
 
@@ -190,6 +190,7 @@ def test_refused_tags_the_tokenizer_sees_are_neutralised_and_nothing_else_change
     cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(page) - 1)), max_size=8))))
     whole = rewrite(page, [])
     assert rewrite(page, [c for c in cuts if c < len(page)]) == whole
+    assert PageRewriter(b"", b"", ACCEPTED).feed(page, False) == whole  # one chunk, tokenised only if needed
     assert_only_refused_tags_changed(page, whole)
 
 
@@ -226,3 +227,53 @@ def test_tags_that_used_to_slip_through_are_neutralised(page: bytes) -> None:
 def test_what_is_not_a_refused_tag_is_left_byte_for_byte(page: bytes) -> None:
     assert rewrite(page, []) == page
     assert rewrite(page, list(range(1, len(page)))) == page
+
+
+#: Pieces of long pages: stretches with and without dashes, longer than the stretch the
+#: one-chunk search reads after each dash, so candidates land on either side of its edges.
+LONG_PIECES = [
+    "<script data-cookie-category=analytics src=/t.js></script>",
+    "<IFRAME Data-Cookie-CATEGORY=marketing src=/v></IFRAME>",
+    "<script data-cookie-category=necessary src=/n.js></script>",
+    "<!-- <script data-cookie-category=analytics> -->",
+    "<textarea><script data-cookie-category=analytics></textarea>",
+    "<script>var a = '<iframe data-cookie-category=marketing src=/v>';</script>",
+    "<p class=a-b-c-d>x-y</p>",
+    "-cookie-category",
+    "<script ",
+    "<!--",
+]
+
+
+@st.composite
+def long_page(draw: st.DrawFn) -> bytes:
+    pieces: list[str] = []
+    for _ in range(draw(st.integers(1, 10))):
+        if draw(st.booleans()):
+            pieces.append(draw(st.sampled_from(LONG_PIECES)))
+        else:
+            pieces.append(draw(st.sampled_from("x\n.-")) * draw(st.integers(0, 9000)))
+    return "".join(pieces).encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(page=long_page(), data=st.data())
+def test_a_long_page_in_one_chunk_comes_out_as_it_does_tokenised_in_pieces(page: bytes, data: st.DataObject) -> None:
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(page) - 1)), max_size=6))))
+    tokenised = rewrite(page, [c for c in cuts if c < len(page)])
+    assert PageRewriter(b"", b"", ACCEPTED).feed(page, False) == tokenised
+    assert_only_refused_tags_changed(page, tokenised)
+
+
+def test_a_tagged_script_far_past_the_last_dash_is_neutralised_in_a_one_chunk_page() -> None:
+    page = b"<p class=a-b>" + b"x" * 20000 + b"<script data-cookie-category=analytics src=/t.js></script>"
+    out = PageRewriter(b"", b"", ACCEPTED).feed(page, False)
+    assert out.endswith(b'<script type="text/plain" data-cookie-category=analytics src=/t.js></script>')
+
+
+@pytest.mark.parametrize("gap", range(_WINDOW - 48, _WINDOW + 8))
+def test_a_tagged_script_at_the_edge_of_what_one_search_reads_is_neutralised(gap: int) -> None:
+    tagged = b"<script data-cookie-category=analytics src=/t.js></script>"
+    page = b"-" + b"x" * gap + tagged + b"x" * 300
+    out = PageRewriter(b"", b"", ACCEPTED).feed(page, False)
+    assert b'<script type="text/plain" data-cookie-category=analytics' in out
