@@ -104,7 +104,6 @@ class PageRewriter:
         "_rewriting",
         "_scanner",
         "growth",
-        "length_at",
         "oversized",
     )
 
@@ -123,8 +122,6 @@ class PageRewriter:
         #: How many bytes the page grows by, when that is known before seeing it: not when
         #: tags may be neutralised, which changes the length by an amount nobody knows yet.
         self.growth = None if allowed is not None else len(head) + len(body)
-        #: Where the response's Content-Length sits in its (rewritten) headers; -1 for none.
-        self.length_at = -1
         #: Tags longer than `MAX_HELD_TAG` that were neutralised without being seen whole.
         self.oversized = 0
 

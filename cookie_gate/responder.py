@@ -91,7 +91,7 @@ class ResponsePolicy:
         if not (html or refused or visit.refused or counter):
             return message, None
         rewriter = self._rewriter(scope, request, root) if html and may_rewrite else None
-        length_at = -1
+        length_at = -1  # where the one Content-Length of a rewritten page is
         if html:
             out, length_at = page_headers(headers, refused, rewriter is not None)
         elif refused:
