@@ -12,25 +12,30 @@ expired, the banner is injected) and the five-cookie route for an undecided visi
 
 Two views, because neither alone is trustworthy:
 
-* Ablation: whole requests with one of the gate's pieces swapped for a stand-in
-  (`_start` returns the message unchanged, `_enter` returns a precomputed result).
-  The difference to the full gate is what the piece costs in place, caches and all.
-  The `floor` stack of `bench.apps` (a layer whose send wrapper only forwards) is
+* Ablation: whole requests with one side of the gate swapped for a stand-in
+  (`ResponsePolicy.start` returns the message unchanged and arms no `Page`,
+  `RequestReader.enter` returns a precomputed `Request`). The difference to the full
+  gate is what that side costs in place, caches and all; with both swapped, what is
+  left is the routing in `CookieGateMiddleware` and the `Responder` frames. The
+  `floor` stack of `bench.apps` (a layer whose send wrapper only forwards) is
   measured alongside: what any response-seeing layer pays before doing any work.
-* In-place timers: the gate's helpers wrapped with `perf_counter_ns` for one run,
-  the timers' own cost calibrated and subtracted, nested rows included in their
-  parent; "own code" rows are a parent minus its timed children. They split the
-  ablation totals into named parts.
+* In-place timers: the parts' methods (and the helpers `cookie_gate.responder`
+  imports) wrapped with `perf_counter_ns` for one run, the timers' own cost
+  calibrated and subtracted, nested rows included in their parent; "own code" rows
+  are a parent minus its timed children. They split the ablation totals into named
+  parts. `Page.send` is a coroutine and gets a timer of its own kind.
 
 Timing a piece in a tight loop of its own reads 1.5-2x lower than either view (its
 code and data stay hot in the CPU caches), so this file does not report that.
 
-It reaches into private names (`_responder`, `_enter`, `_start`, `_refuses`, `_host`,
-`_snippet`, the helpers `cookie_gate.middleware` imports) on purpose, for the length
-of a run and in memory only: it is a profiler, not a user. Before measuring it checks
-that every name it patches still exists (and that the two it replaces still take the
-arguments it expects) and stops with a message naming the missing one; then update
-`_TIMED` and `_REPLACED` below.
+It reaches into private names (`CookieGateMiddleware._responder` and `_requests`,
+`ResponsePolicy._rewriter`, `SetCookieFilter._refuses_unfiled`, `Page._sized`, the
+module-level helpers of `cookie_gate.responder`) on purpose, for the length of a run
+and in memory only: it is a profiler, not a user. It patches classes (the parts use
+`__slots__`), the gate instance and module attributes, never a file. Before measuring
+it checks that the gate still routes to these parts, that every name it patches still
+exists (and that the two it replaces still take the arguments it expects) and stops
+with a message naming the missing one; then update `_TIMED` and `_REPLACED` below.
 """
 
 from __future__ import annotations
@@ -46,58 +51,77 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import cookie_gate.inject
-import cookie_gate.middleware
-import cookie_gate.placement
+import cookie_gate.responder
+import cookie_gate.set_cookie_filter
 from bench.apps import Floor, build_stacks
 from bench.harness import Sink, Visitor, make_scope, make_visitors, receive
 from cookie_gate import CookieGateMiddleware
-from cookie_gate.visit import Visit
+from cookie_gate.inject import PageRewriter
+from cookie_gate.page import Page
+from cookie_gate.placement import BannerSource
+from cookie_gate.request import Request, RequestReader
+from cookie_gate.responder import ResponsePolicy
+from cookie_gate.set_cookie_filter import SetCookieFilter
+from cookie_gate.stats.recorder import Statistics
+from cookie_gate.visit import Visit, VisitResolver
 
 #: (label, owner, attribute, depth): what the in-place timers wrap, parents before their children.
 _TIMED: tuple[tuple[str, str, str, int], ...] = (
-    ("_responder: _enter, may_rewrite, send_wrapper closure", "gate", "_responder", 0),
-    ("_enter: request header pass, Cookie rebuild, state", "gate", "_enter", 1),
-    ("visits.resolve (cached per Cookie header)", "visits", "resolve", 2),
-    ("_start: response header passes, rewriting decision", "gate", "_start", 0),
-    ("_refuses (once per Set-Cookie)", "gate", "_refuses", 1),
-    ("set_cookie_name", "middleware", "set_cookie_name", 2),
-    ("classifier.category (cached per name)", "classifier", "category", 2),
-    ("is_deletion (refused Set-Cookies only)", "middleware", "is_deletion", 2),
-    ("is_injectable (content type)", "middleware", "is_injectable", 1),
-    ("_rewriter: next path, locale, nonce, snippets", "gate", "_rewriter", 1),
-    ("preferred_locale (lru_cache)", "placement", "preferred_locale", 2),
-    ("banner.snippet (parts cached, next spliced in)", "banner", "snippet", 2),
-    ("weak_etag", "middleware", "weak_etag", 1),
-    ("_host: Host header -> host name", "gate", "_host", 1),
-    ("request_host", "middleware", "request_host", 2),
-    ("visits.expiry_headers (cached per names and host)", "visits", "expiry_headers", 1),
+    ("CookieGateMiddleware._responder: enter, may_rewrite, Responder", "gate", "_responder", 0),
+    ("RequestReader.enter: header pass, Cookie rebuild, state", "reader", "enter", 1),
+    ("VisitResolver.resolve (cached per Cookie header)", "visits", "resolve", 2),
+    ("ResponsePolicy.start: response header pass, decisions", "policy", "start", 0),
+    ("SetCookieFilter.refused (the response's Set-Cookies)", "filter", "refused", 1),
+    ("is_deletion (refused Set-Cookies of filed names)", "set_cookie_filter", "is_deletion", 2),
+    ("is_injectable (content type)", "responder", "is_injectable", 1),
+    ("is_html (page view or not)", "responder", "is_html", 1),
+    ("_page_view: the PageView from scope and request", "responder", "_page_view", 1),
     ("statistics.page_view (request-path recording)", "statistics", "page_view", 1),
-    ("PageRewriter.feed: find </body>, copy body + banner", "rewriter", "feed", 0),
-    ("_sized: Content-Length of the held start", "middleware", "_sized", 0),
+    ("_rewriter: nonce, blocking, snippets, PageRewriter", "policy", "_rewriter", 1),
+    ("BannerSource.snippets (cached per page and choice)", "banner", "snippets", 2),
+    ("page_headers: refused out, Vary, weak ETag, length", "responder", "page_headers", 1),
+    ("_host: Host header via hosts.cached_request_host", "responder", "_host", 1),
+    ("VisitResolver.expiry_headers (cached per names, host)", "visits", "expiry_headers", 1),
+    ("Page.send: hold, frame and rewrite the body", "page", "send", 0),
+    ("PageRewriter.feed: find </body>, copy body + banner", "rewriter", "feed", 1),
+    ("Page._sized: Content-Length of the held start", "page", "_sized", 1),
 )
 #: Methods the ablation replaces with stand-ins, and the leading parameters the stand-ins rely on:
-#: `_enter(scope)` is replayed (its result, a tuple starting with the Visit, is precomputed);
-#: `_start(message, ...)` hands the message back untouched with no injector.
-_REPLACED: dict[str, tuple[str, ...]] = {"_enter": ("self", "scope"), "_start": ("self", "message")}
-#: Timed pieces every gated HTTP request must go through once; zero calls means the patch missed.
-_EVERY_REQUEST = ("_responder", "_enter", "_start")
+#: `RequestReader.enter(scope)` is replayed (its result, a `Request`, is precomputed);
+#: `ResponsePolicy.start(message, ...)` hands the message back untouched with no `Page`.
+_REPLACED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("reader", "enter"): ("self", "scope"),
+    ("policy", "start"): ("self", "message"),
+}
+#: Timed pieces every gated HTTP request must go through once; fewer calls means the patch missed.
+_EVERY_REQUEST = {("gate", "_responder"), ("reader", "enter"), ("policy", "start")}
 _OWNER_NAMES = {
     "gate": "CookieGateMiddleware",
-    "visits": "CookieGateMiddleware.visits (VisitResolver)",
-    "classifier": "CookieGateMiddleware.classifier (CookieClassifier)",
-    "banner": "CookieGateMiddleware._banner_source._renderer (BannerRenderer)",
-    "middleware": "cookie_gate.middleware",
-    "placement": "cookie_gate.placement",
-    "statistics": "CookieGateMiddleware.statistics (Statistics)",
+    "reader": "cookie_gate.request.RequestReader",
+    "visits": "cookie_gate.visit.VisitResolver",
+    "policy": "cookie_gate.responder.ResponsePolicy",
+    "filter": "cookie_gate.set_cookie_filter.SetCookieFilter",
+    "set_cookie_filter": "cookie_gate.set_cookie_filter",
+    "responder": "cookie_gate.responder",
+    "statistics": "cookie_gate.stats.recorder.Statistics",
+    "banner": "cookie_gate.placement.BannerSource",
+    "page": "cookie_gate.page.Page",
     "rewriter": "cookie_gate.inject.PageRewriter",
 }
+#: Where the gate keeps the parts patched through their classes, and the class each must be.
+_ROUTED: tuple[tuple[str, type], ...] = (
+    ("_requests", RequestReader),
+    ("parts.requests", RequestReader),
+    ("parts.responses", ResponsePolicy),
+    ("parts.visits", VisitResolver),
+    ("parts.banner", BannerSource),
+)
 
 #: Stands for "no such attribute" (None could be a real value).
 _MISSING = object()
@@ -117,17 +141,22 @@ class Timers:
     """Accumulating wall-clock timers whose own overhead is measured and taken out.
 
     `inner` is what one timer adds inside its own interval, `outer` what it adds to
-    the interval of a timer around it; both are calibrated on a no-op.
+    the interval of a timer around it; both are calibrated on a no-op, separately for
+    plain functions and for coroutine functions (whose timer is a coroutine too).
     """
 
     def __init__(self) -> None:
         self.total_ns: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self._accrued = 0.0
-        self._inner = 0.0
-        self._outer = 0.0
+        self._inner = self._outer = 0.0
+        self._inner_async = self._outer_async = 0.0
 
     def wrap(self, label: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        """A timed stand-in for `func`, a coroutine function when `func` is one."""
+        if inspect.iscoroutinefunction(func):
+            return self._wrap_async(label, func)
+
         def timed(*args: Any, **kwargs: Any) -> Any:
             before = self._accrued
             start = time.perf_counter_ns()
@@ -141,8 +170,25 @@ class Timers:
 
         return timed
 
-    def calibrate(self, n: int = 200_000) -> None:
+    def _wrap_async(self, label: str, func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            before = self._accrued
+            start = time.perf_counter_ns()
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter_ns() - start
+                self.total_ns[label] += elapsed - self._inner_async - (self._accrued - before)
+                self.calls[label] += 1
+                self._accrued += self._outer_async
+
+        return timed
+
+    async def calibrate(self, n: int = 200_000) -> None:
         def noop() -> None:
+            return None
+
+        async def async_noop() -> None:
             return None
 
         probe = Timers()
@@ -157,57 +203,86 @@ class Timers:
         wrapped = time.perf_counter_ns() - start
         self._inner = probe.total_ns["noop"] / n
         self._outer = (wrapped - direct) / n
+
+        timed_async = probe.wrap("async noop", async_noop)
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await async_noop()
+        direct = time.perf_counter_ns() - start
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await timed_async()
+        wrapped = time.perf_counter_ns() - start
+        self._inner_async = probe.total_ns["async noop"] / n
+        self._outer_async = (wrapped - direct) / n
         self.total_ns.clear()
         self.calls.clear()
 
 
 def _owners(gate: CookieGateMiddleware) -> dict[str, Any]:
-    """The objects whose attributes get patched, looked up by name so a missing one is reported, not raised."""
+    """The objects whose attributes get patched: the gate itself, the parts' classes (they use
+    `__slots__`, so their instances cannot be patched) and the modules whose helpers are timed."""
     return {
         "gate": gate,
-        "visits": getattr(gate, "visits", _MISSING),
-        "classifier": getattr(gate, "classifier", _MISSING),
-        # The renderer the page path uses: the one inside the gate's BannerSource.
-        "banner": getattr(getattr(gate, "_banner_source", _MISSING), "_renderer", _MISSING),
-        "middleware": cookie_gate.middleware,
-        "placement": cookie_gate.placement,
-        "statistics": getattr(gate, "statistics", _MISSING),
-        "rewriter": getattr(cookie_gate.inject, "PageRewriter", _MISSING),
+        "reader": RequestReader,
+        "visits": VisitResolver,
+        "policy": ResponsePolicy,
+        "filter": SetCookieFilter,
+        "set_cookie_filter": cookie_gate.set_cookie_filter,
+        "responder": cookie_gate.responder,
+        "statistics": Statistics,
+        "banner": BannerSource,
+        "page": Page,
+        "rewriter": PageRewriter,
     }
+
+
+def _attribute_path(owner: object, path: str) -> object:
+    for name in path.split("."):
+        owner = getattr(owner, name, _MISSING)
+        if owner is _MISSING:
+            break
+    return owner
 
 
 def check_internals(gate: CookieGateMiddleware, visitor: Visitor) -> None:
     """Raise `InternalsChanged` naming every patched attribute that is gone or no longer fits."""
     owners = _owners(gate)
     problems = []
-    for owner in sorted({owner for _, owner, _, _ in _TIMED}):
-        if owners[owner] is _MISSING:
-            problems.append(f"{_OWNER_NAMES[owner]} is missing (its methods are timed by the in-place timers)")
+    for path, kind in _ROUTED:
+        part = _attribute_path(gate, path)
+        if part is _MISSING:
+            problems.append(f"CookieGateMiddleware.{path} is missing (expected a {kind.__name__})")
+        elif not isinstance(part, kind):
+            problems.append(
+                f"CookieGateMiddleware.{path} is a {type(part).__name__}, "
+                f"not the {kind.__name__} whose class is patched"
+            )
+    if gate.statistics is not None and not isinstance(gate.statistics, Statistics):
+        problems.append(f"CookieGateMiddleware.statistics is a {type(gate.statistics).__name__}, not a Statistics")
     for _, owner, attribute, _ in _TIMED:
-        if owners[owner] is _MISSING:
-            continue
         value = getattr(owners[owner], attribute, _MISSING)
         if value is _MISSING:
             problems.append(f"{_OWNER_NAMES[owner]}.{attribute} is missing (timed by the in-place timers)")
         elif not callable(value):
             problems.append(f"{_OWNER_NAMES[owner]}.{attribute} is no longer callable ({type(value).__name__})")
-    for attribute, expected in _REPLACED.items():
-        method = getattr(CookieGateMiddleware, attribute, _MISSING)
+    for (owner, attribute), expected in _REPLACED.items():
+        method = getattr(owners[owner], attribute, _MISSING)
         if method is _MISSING or not callable(method):
             continue  # already reported above
         found = tuple(inspect.signature(method).parameters)
-        exact = attribute == "_enter"  # its stand-in takes the scope only; `_start`'s takes any tail
+        exact = attribute == "enter"  # its stand-in takes the scope only; `start`'s takes any tail
         if found != expected if exact else found[: len(expected)] != expected:
             wanted = ", ".join(expected) + ("" if exact else ", ...")
             problems.append(
-                f"CookieGateMiddleware.{attribute} takes ({', '.join(found)}); "
+                f"{_OWNER_NAMES[owner]}.{attribute} takes ({', '.join(found)}); "
                 f"the ablation's stand-in is written for ({wanted})"
             )
     if not problems:
-        entered = gate._enter(make_scope("/json", visitor.headers))
-        if not (isinstance(entered, tuple) and entered and isinstance(entered[0], Visit)):
+        entered = gate._requests.enter(make_scope("/json", visitor.headers))
+        if not (isinstance(entered, Request) and isinstance(getattr(entered, "visit", None), Visit)):
             problems.append(
-                "CookieGateMiddleware._enter no longer returns a tuple starting with the Visit "
+                "RequestReader.enter no longer returns a Request holding the Visit "
                 f"(got {type(entered).__name__}); the ablation replays its result"
             )
     if problems:
@@ -216,7 +291,7 @@ def check_internals(gate: CookieGateMiddleware, visitor: Visitor) -> None:
 
 @contextmanager
 def patched(targets: list[tuple[Any, str, Any]]) -> Iterator[None]:
-    """Swap attributes for the duration of a block; class/module attributes are put back as they were."""
+    """Swap attributes for the duration of a block; each is put back as it was (or deleted, when it was inherited)."""
     saved = [(owner, name, owner.__dict__.get(name, _MISSING)) for owner, name, _ in targets]
     try:
         for owner, name, value in targets:
@@ -252,28 +327,36 @@ async def per_request_us(app: ASGIApp, route: str, visitor: Visitor, n: int) -> 
     return (time.perf_counter_ns() - start) / n / 1000.0
 
 
+_WITHOUT_RESPONSES = "gate without the response side"
+_WITHOUT_REQUESTS = "gate without the request side"
+_WITHOUT_BOTH = "gate without both"
+
+
 async def ablation(
     gate: CookieGateMiddleware, bare: ASGIApp, route: str, visitor: Visitor, n: int, repeats: int
 ) -> dict[str, float]:
-    """Median µs/request of bare, full gate, the gate without `_start`, `_enter` or both, and two
-    do-nothing layers for reference (one of them the `floor` stack), all interleaved."""
-    entered = gate._enter(make_scope(route, visitor.headers))
-    used: dict[str, int] = defaultdict(int)
+    """Median µs/request of bare, full gate, the gate without `ResponsePolicy.start`, `RequestReader.enter`
+    or both, and two do-nothing layers for reference (one of them the `floor` stack), all interleaved."""
+    owners = _owners(gate)
+    entered = gate._requests.enter(make_scope(route, visitor.headers))
+    used: dict[tuple[str, str], int] = defaultdict(int)
 
-    def no_start(message: Message, *rest: Any) -> tuple[Message, None]:
-        used["_start"] += 1
+    def no_start(policy: ResponsePolicy, message: Message, *rest: Any) -> tuple[Message, None]:
+        used["policy", "start"] += 1
         return message, None
 
-    def no_enter(scope: Scope) -> tuple[Any, ...]:
-        used["_enter"] += 1
+    def no_enter(reader: RequestReader, scope: Scope) -> Request:
+        used["reader", "enter"] += 1
         return entered
 
+    without_start = (owners["policy"], "start", no_start)
+    without_enter = (owners["reader"], "enter", no_enter)
     variants: dict[str, list[tuple[Any, str, Any]]] = {
         "bare": [],
         "gate": [],
-        "gate without _start": [(gate, "_start", no_start)],
-        "gate without _enter": [(gate, "_enter", no_enter)],
-        "gate without both": [(gate, "_start", no_start), (gate, "_enter", no_enter)],
+        _WITHOUT_RESPONSES: [without_start],
+        _WITHOUT_REQUESTS: [without_enter],
+        _WITHOUT_BOTH: [without_start, without_enter],
     }
     apps: dict[str, ASGIApp] = {"bare": bare, "pass-through": PassThrough(bare), "floor": Floor(bare)}
     samples: dict[str, list[float]] = {name: [] for name in [*variants, "pass-through", "floor"]}
@@ -281,11 +364,11 @@ async def ablation(
         for name in samples:
             with patched(variants.get(name, [])):
                 samples[name].append(await per_request_us(apps.get(name, gate), route, visitor, n))
-    for name in _REPLACED:
-        if used[name]:
+    for owner, attribute in _REPLACED:
+        if used[owner, attribute]:
             continue
         raise InternalsChanged(
-            [f"replacing CookieGateMiddleware.{name} on the instance had no effect: the gate no longer calls it"]
+            [f"replacing {_OWNER_NAMES[owner]}.{attribute} on the class had no effect: the gate no longer calls it"]
         )
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -308,7 +391,7 @@ async def timed_run(gate: CookieGateMiddleware, route: str, visitor: Visitor, n:
     """A `TimedRow` for every wrapped helper that ran, over n requests, with an "own code" row
     (parent minus its timed children) under each parent whose children ran."""
     timers = Timers()
-    timers.calibrate()
+    await timers.calibrate()
     owners = _owners(gate)
     targets = [
         (owners[owner], attribute, timers.wrap(label, getattr(owners[owner], attribute)))
@@ -320,9 +403,10 @@ async def timed_run(gate: CookieGateMiddleware, route: str, visitor: Visitor, n:
         timers.calls.clear()
         await per_request_us(gate, route, visitor, n)
     missed = [
-        f"CookieGateMiddleware.{attribute} was timed but never called: the gate no longer calls it through self"
-        for label, _, attribute, _ in _TIMED
-        if attribute in _EVERY_REQUEST and timers.calls[label] != n
+        f"{_OWNER_NAMES[owner]}.{attribute} was timed but called {timers.calls[label]} times in {n} requests: "
+        "the gate no longer calls it through its part"
+        for label, owner, attribute, _ in _TIMED
+        if (owner, attribute) in _EVERY_REQUEST and timers.calls[label] != n
     ]
     if missed:
         raise InternalsChanged(missed)
@@ -370,7 +454,7 @@ async def setup(store_dir: str) -> tuple[CookieGateMiddleware, ASGIApp, Visitor,
 
 _OVERHEAD = ("overhead", "whole gate overhead (gate - bare)")
 _ABOVE_FLOOR = ("above", "  above the floor (gate - floor)")
-_REST = ("rest", "frames: __call__ routing, _responder, send_wrapper (ablation)")
+_REST = ("rest", "what is left: routing, Responder frames (ablation)")
 _FLOOR = ("floor", "reference: the floor (forwarding send wrapper) - bare")
 
 
@@ -399,10 +483,9 @@ async def report(
         overhead = times["gate"] - times["bare"]
         floor = times["floor"] - times["bare"]
         ablated = {
-            "_start (response headers), and the PageRewriter it arms": times["gate"] - times["gate without _start"],
-            "_enter (request headers, consent lookup, state)": times["gate"] - times["gate without _enter"],
-            "what is left: __call__ routing, _responder, send_wrapper frames": times["gate without both"]
-            - times["bare"],
+            "request side (RequestReader.enter)": times["gate"] - times[_WITHOUT_REQUESTS],
+            "response side (ResponsePolicy.start and the Page it arms)": times["gate"] - times[_WITHOUT_RESPONSES],
+            "what is left (routing, Responder frames)": times[_WITHOUT_BOTH] - times["bare"],
         }
         timed = await timed_run(gate, route, visitor, n)
         lines += [
@@ -424,7 +507,7 @@ async def report(
             summary[key][column] = us
         # The timers inflate what they wrap a little, so "overhead minus timed pieces" can go negative;
         # the ablation measures the frames directly instead.
-        summary[_REST[0]][column] = times["gate without both"] - times["bare"]
+        summary[_REST[0]][column] = times[_WITHOUT_BOTH] - times["bare"]
         summary[_FLOOR[0]][column] = floor
     lines += [
         "",
