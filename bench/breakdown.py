@@ -81,7 +81,6 @@ _TIMED: tuple[tuple[str, str, str, int], ...] = (
     ("is_deletion (refused Set-Cookies of filed names)", "set_cookie_filter", "is_deletion", 2),
     ("is_injectable (content type)", "responder", "is_injectable", 1),
     ("is_html (page view or not)", "responder", "is_html", 1),
-    ("_page_view: the PageView from scope and request", "responder", "_page_view", 1),
     ("statistics.page_view (request-path recording)", "statistics", "page_view", 1),
     ("_rewriter: nonce, blocking, snippets, PageRewriter", "policy", "_rewriter", 1),
     ("BannerSource.snippets (cached per page and choice)", "banner", "snippets", 2),

@@ -34,13 +34,15 @@ import yaml
 from bench.harness import private_schema
 from cookie_gate import CookieGateMiddleware
 from cookie_gate.asgi import Receive, Scope, Send
-from cookie_gate.page_views import PageView
+from cookie_gate.consent import NECESSARY, Consent
+from cookie_gate.request import Request
 from cookie_gate.stats.agents import AgentClassifier
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.writer import CountedView, StatsWriter
 from cookie_gate.store import open_store
 from cookie_gate.store.sql import SQLStore, StatsBatch
 from cookie_gate.store.sqlite import SQLiteStore
+from cookie_gate.visit import Visit
 
 SECRET = "bench-secret-key-0123456789"
 UAP = Path(__file__).resolve().parent.parent / "tests" / "data" / "uap-core" / "test_ua.yaml"
@@ -72,13 +74,13 @@ def bench_record(store_dir: str, n: int = 100_000, rounds: int = 7) -> dict[str,
         b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
     )
     now = time.time()
-    client = scope["client"][0]
-    undecided = PageView(now, scope["path"], b"h", agent, None, client, True, False, None)
-    first = PageView(now, scope["path"], b"shop.example", agent, None, client, True, True, None)
-    cookie = stats.page_view(first)
+    undecided = Request(gate.visits.resolve(None, False, now), now, {b"host": b"h", b"user-agent": agent})
+    accepted = Consent(frozenset({NECESSARY, "analytics"}), decided=True)
+    first = Request(Visit(accepted, None, None, (), (), None, None), now, {b"host": b"h", b"user-agent": agent})
+    cookie = stats.page_view(first, scope)
     assert cookie is not None
     counter = cookie.split(b";")[0].partition(b"=")[2].decode()
-    returning = first._replace(host=b"h", counter=counter)
+    returning = Request(Visit(accepted, None, None, (), (), None, counter), now, first.headers)
 
     def reset() -> None:
         writer._queue.clear()
@@ -88,13 +90,13 @@ def bench_record(store_dir: str, n: int = 100_000, rounds: int = 7) -> dict[str,
 
     results = {
         "empty call": _per_call_us(empty, n, rounds),
-        "undecided visitor": _per_call_us(lambda: stats.page_view(undecided), n, rounds),
+        "undecided visitor": _per_call_us(lambda: stats.page_view(undecided, scope), n, rounds),
     }
     reset()
-    results["accepted analytics, same minute"] = _per_call_us(lambda: stats.page_view(returning), n, rounds)
+    results["accepted analytics, same minute"] = _per_call_us(lambda: stats.page_view(returning, scope), n, rounds)
     reset()
     results["accepted analytics, new visitor (signs a cookie)"] = _per_call_us(
-        lambda: stats.page_view(first._replace(host=b"h")), n // 10, rounds
+        lambda: stats.page_view(first, scope), n // 10, rounds
     )
     reset()
     writer._thread = None

@@ -1,40 +1,29 @@
-"""What the core tells the statistics: one `PageView` per HTML page served.
+"""What the core tells the statistics: each HTML page it served, as the `Request` it read.
 
-The core (the middleware and its responders) emits page views and never imports
-`stats/`; whatever counts them implements `PageViews`. The one answer that flows
-back is the visit counter's new `Set-Cookie`, because it must go out with the very
-response that was counted.
+The core (the middleware and its responders) reports page views and never imports
+`stats/`; whatever counts them implements `PageViews`. The request is handed over as the
+record the core already made (`request.Request`: the visit, the time, the headers), so a
+page view costs no second record on the request path. The one answer that flows back is
+the visit counter's new `Set-Cookie`, because it must go out with the very response that
+was counted.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-
-class PageView(NamedTuple):
-    """One HTML page served with a 2xx answer to a GET, as the request showed it.
-
-    It holds the client's address and User-Agent in memory only: the statistics turn
-    them into counts and (with `daily_visitor_hash`) a salted daily key, never store them.
-    """
-
-    at: float
-    path: str
-    host: bytes | None
-    agent: bytes | None
-    referrer: bytes | None
-    #: The client's address as the server gave it, if it did.
-    client: str | None
-    #: Served over https, so a counter cookie set in reply must be `Secure`.
-    secure: bool
-    #: The visitor's choice allows analytics cookies (the counter cookie among them).
-    analytics: bool
-    #: The visit counter cookie's value the request carried, when analytics is allowed.
-    counter: str | None
+from cookie_gate.asgi import Scope
+from cookie_gate.request import Request
 
 
 class PageViews(Protocol):
     """Whatever counts page views (`stats.recorder.Statistics`)."""
 
-    def page_view(self, view: PageView) -> bytes | None:
-        """Count `view`, off the request path; the counter's new `Set-Cookie` value, if it changed."""
+    def page_view(self, request: Request, scope: Scope) -> bytes | None:
+        """Count the HTML page a 2xx answer to a GET served, off the request path.
+
+        Returns the visit counter's new `Set-Cookie` value, when the visitor allows
+        analytics and the count changed. The client's address and User-Agent stay in
+        memory: the statistics turn them into counts (and, with `daily_visitor_hash`, a
+        salted daily key), never store them.
+        """

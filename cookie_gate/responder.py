@@ -17,9 +17,8 @@ from cookie_gate.asgi import Message, Scope, Send
 from cookie_gate.config import Config
 from cookie_gate.hosts import cached_request_host
 from cookie_gate.inject import PageRewriter, is_html, is_injectable
-from cookie_gate.own_cookies import COUNTER_CATEGORY
 from cookie_gate.page import Page, page_headers
-from cookie_gate.page_views import PageView, PageViews
+from cookie_gate.page_views import PageViews
 from cookie_gate.placement import BannerSource, request_nonce
 from cookie_gate.request import Request
 from cookie_gate.set_cookie_filter import SetCookieFilter
@@ -87,7 +86,7 @@ class ResponsePolicy:
             and scope["method"] == "GET"
             and is_html(content_type)
         ):
-            counter = self._page_views.page_view(_page_view(scope, request))
+            counter = self._page_views.page_view(request, scope)
         if not (html or refused or visit.refused or counter):
             return message, None
         rewriter = self._rewriter(scope, request, root) if html and may_rewrite else None
@@ -166,22 +165,6 @@ class Responder:
                 self._page = page  # the start goes out with the first body chunk
                 return
         await self._send(message)
-
-
-def _page_view(scope: Scope, request: Request) -> PageView:
-    visit, headers = request.visit, request.headers
-    client = scope.get("client")
-    return PageView(
-        request.now,
-        scope["path"],
-        headers.get(b"host"),
-        headers.get(b"user-agent"),
-        headers.get(b"referer"),
-        client[0] if client else None,
-        scope.get("scheme") == "https",
-        COUNTER_CATEGORY in visit.consent.categories,
-        visit.counter,
-    )
 
 
 def _host(scope: Scope, raw: bytes | None) -> str:

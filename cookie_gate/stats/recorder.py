@@ -13,11 +13,12 @@ import time
 from datetime import UTC
 from email.utils import format_datetime
 
+from cookie_gate.asgi import Scope
 from cookie_gate.clock import Clock
 from cookie_gate.config import Config
 from cookie_gate.inventory import Inventory
-from cookie_gate.own_cookies import COUNTER_COOKIE, COUNTER_LIFETIME_MONTHS
-from cookie_gate.page_views import PageView
+from cookie_gate.own_cookies import COUNTER_CATEGORY, COUNTER_COOKIE, COUNTER_LIFETIME_MONTHS
+from cookie_gate.request import Request
 from cookie_gate.stats.clock import SiteClock
 from cookie_gate.stats.counter import CounterCodec, Counts, advance
 from cookie_gate.stats.retention import Retention
@@ -50,18 +51,29 @@ class Statistics:
             shutdown_timeout=config.shutdown_timeout,
         )
 
-    def page_view(self, view: PageView) -> bytes | None:
-        """Queue one page view; returns the counter cookie to set, if it changed."""
+    def page_view(self, request: Request, scope: Scope) -> bytes | None:
+        """Queue one page view (`page_views.PageViews`); returns the counter cookie to set, if it changed."""
+        visit, headers, now = request.visit, request.headers, request.now
         start = set_cookie = None
-        if view.analytics:
-            counts = self._codec.decode(view.counter) if view.counter else None
-            step = advance(counts, self.site_clock.at(view.at))
+        analytics = COUNTER_CATEGORY in visit.consent.categories
+        if analytics:
+            counts = self._codec.decode(visit.counter) if visit.counter else None
+            step = advance(counts, self.site_clock.at(now))
             start = step.start
             if step.changed:
-                set_cookie = self._cookie(step.counts, view.secure)
-        client = view.client if self._hash and not view.analytics else None
+                set_cookie = self._cookie(step.counts, scope.get("scheme") == "https")
+        client = scope.get("client") if self._hash and not analytics else None
         self.writer.record(
-            CountedView(view.at, view.path, view.host, view.agent, view.referrer, client, start, view.analytics)
+            CountedView(
+                now,
+                scope["path"],
+                headers.get(b"host"),
+                headers.get(b"user-agent"),
+                headers.get(b"referer"),
+                client[0] if client else None,
+                start,
+                analytics,
+            )
         )
         return set_cookie
 

@@ -56,7 +56,7 @@ logger = logging.getLogger("cookie_gate.stats")
 
 
 class CountedView(NamedTuple):
-    """One page view as the writer counts it (`Statistics.page_view` builds it from the core's `PageView`)."""
+    """One page view as the writer counts it (`Statistics.page_view` builds it from the core's `Request`)."""
 
     at: float
     path: str
