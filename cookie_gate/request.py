@@ -5,11 +5,12 @@
 without refused cookies and leaves the decision in `scope["state"]["consent"]`. What
 the response side needs from the request comes back as one `Request`.
 
-Servers give header names in lower case, each once except Cookie at most: then the
-headers read as one C-level `dict(headers)`. Anything else (an upper-case name from a
-non-conforming server or test client, several Cookie headers, any repeated header)
-takes the plain loop, which gives the same answer: the last value of a header wins,
-and several Cookie headers are joined with "; " (RFC 9113 8.2.3).
+One pass over the headers does it: a name not in lower case is lowered (ASGI servers
+should lower them, and the known ones do, but the spec does not require it, and an
+upper-case `Cookie` must not carry refused cookies past the gate); the last value of a
+repeated header wins, and several Cookie headers are joined with "; " (RFC 9113 8.2.3).
+Measured with callgrind, this loop costs fewer instructions than a C-level
+`dict(headers)` followed by the case check that would make it safe.
 """
 
 from __future__ import annotations
@@ -46,38 +47,35 @@ class RequestReader:
 
     def enter(self, scope: Scope) -> Request:
         headers: RawHeaders = scope["headers"]
-        fields = dict(headers)
-        if len(fields) == len(headers) and b"".join(fields).islower():
-            cookie = fields.get(b"cookie")
-            several = lowered = False
-        else:
-            cookie, several, fields = _read_slowly(headers)
-            lowered = True
+        fields: dict[bytes, bytes] = {}
+        cookie: bytes | None = None
+        more_cookies: list[bytes] | None = None
+        any_case = False
+        for name, value in headers:
+            if not name.islower():  # a server or test client that does not lower names (ASGI only says "should")
+                name = name.lower()
+                any_case = True
+            if name == b"cookie":
+                if cookie is None:
+                    cookie = value
+                elif more_cookies is None:
+                    more_cookies = [cookie, value]
+                else:
+                    more_cookies.append(value)
+            else:
+                fields[name] = value
+        if more_cookies is not None:
+            cookie = b"; ".join(more_cookies)  # RFC 9113 8.2.3, joined once: linear however many there are
         gpc = fields.get(b"sec-gpc")
         visit = self._visits.resolve(cookie, gpc is not None and gpc.strip() == b"1", now := self._clock())
-        if several or visit.refused or visit.conflicting:
-            scope["headers"] = _for_app(headers, visit.app_cookie, lowered)
+        if more_cookies is not None or visit.refused or visit.conflicting:
+            scope["headers"] = _for_app(headers, visit.app_cookie, any_case)
         state = scope.get("state")
         if state is None:
             scope["state"] = {"consent": visit.consent}
         else:
             state["consent"] = visit.consent
         return Request(visit, now, fields)
-
-
-def _read_slowly(headers: RawHeaders) -> tuple[bytes | None, bool, dict[bytes, bytes]]:
-    """The Cookie header (several joined), whether there were several, and every other header, names lowered."""
-    fields: dict[bytes, bytes] = {}
-    cookies: list[bytes] = []
-    for name, value in headers:
-        name = name.lower()
-        if name == b"cookie":
-            cookies.append(value)
-        else:
-            fields[name] = value
-    if len(cookies) > 1:
-        return b"; ".join(cookies), True, fields  # joined once: linear however many there are
-    return (cookies[0] if cookies else None), False, fields
 
 
 def _for_app(headers: RawHeaders, cookie: bytes | None, any_case: bool) -> RawHeaders:
