@@ -73,7 +73,7 @@ from cookie_gate.visit import Visit, VisitResolver
 
 #: (label, owner, attribute, depth): what the in-place timers wrap, parents before their children.
 _TIMED: tuple[tuple[str, str, str, int], ...] = (
-    ("CookieGateMiddleware._responder: enter, may_rewrite, Responder", "gate", "_responder", 0),
+    ("CookieGateMiddleware._responder: enter, placement, Responder", "gate", "_responder", 0),
     ("RequestReader.enter: header pass, Cookie rebuild, state", "reader", "enter", 1),
     ("VisitResolver.resolve (cached per Cookie header)", "visits", "resolve", 2),
     ("ResponsePolicy.start: response header pass, decisions", "policy", "start", 0),
@@ -92,10 +92,10 @@ _TIMED: tuple[tuple[str, str, str, int], ...] = (
     ("Page._sized: Content-Length of the held start", "page", "_sized", 1),
 )
 #: Methods the ablation replaces with stand-ins, and the leading parameters the stand-ins rely on:
-#: `RequestReader.enter(scope)` is replayed (its result, a `Request`, is precomputed);
+#: `RequestReader.enter(scope, root)` is replayed (its result, a `Request`, is precomputed);
 #: `ResponsePolicy.start(message, ...)` hands the message back untouched with no `Page`.
 _REPLACED: dict[tuple[str, str], tuple[str, ...]] = {
-    ("reader", "enter"): ("self", "scope"),
+    ("reader", "enter"): ("self", "scope", "root"),
     ("policy", "start"): ("self", "message"),
 }
 #: Timed pieces every gated HTTP request must go through once; fewer calls means the patch missed.
@@ -344,7 +344,7 @@ async def ablation(
         used["policy", "start"] += 1
         return message, None
 
-    def no_enter(reader: RequestReader, scope: Scope) -> Request:
+    def no_enter(reader: RequestReader, scope: Scope, root: str = "") -> Request:
         used["reader", "enter"] += 1
         return entered
 

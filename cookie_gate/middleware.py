@@ -22,7 +22,6 @@ from cookie_gate.config import Config, ConfigError, Options, load_config
 from cookie_gate.page import MAX_HELD_BODY
 from cookie_gate.parts import GateParts
 from cookie_gate.placement import BannerPlacement
-from cookie_gate.request import PATHSEND, UNBUFFERABLE_EXTENSIONS, ZEROCOPY
 from cookie_gate.responder import Responder
 
 __all__ = ["GATE_STATE_KEY", "MAX_HELD_BODY", "CookieGateMiddleware"]
@@ -97,7 +96,7 @@ class CookieGateMiddleware:
             await self.app(scope, receive, send)
 
     def _responder(self, scope: Scope, root: str, send: Send) -> Responder:
-        request = self._requests.enter(scope)
+        request = self._requests.enter(scope, root)
         if not self._inject:
             state = scope["state"]
             query = scope.get("query_string", b"")
@@ -105,13 +104,7 @@ class CookieGateMiddleware:
                 self._banner, state, request.headers.get(b"accept-language"), root, scope["path"], query
             )
             state[GATE_STATE_KEY] = placement
-        may_rewrite = scope["method"] != "HEAD"
-        if may_rewrite:
-            extensions = scope.get("extensions")
-            if extensions and (PATHSEND in extensions or ZEROCOPY in extensions):
-                # A file sent by path cannot be rewritten; have the app send bytes instead.
-                scope["extensions"] = {k: v for k, v in extensions.items() if k not in UNBUFFERABLE_EXTENSIONS}
-        return Responder(self._responses, scope, request, root, may_rewrite, send)
+        return Responder(self._responses, scope, request, send)
 
     def _lifespan_send(self, send: Send) -> Send:
         """Start the parts once the app has started (`GateParts.startup`); stop them before it says it stopped.

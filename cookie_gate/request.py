@@ -25,15 +25,21 @@ UNBUFFERABLE_EXTENSIONS = (PATHSEND, ZEROCOPY)
 
 
 class Request:
-    """What the response side needs from one request: its visit, when it came, and its headers."""
+    """What the response side needs from one request: its visit, when it came, its headers, and its frame."""
 
-    __slots__ = ("headers", "now", "visit")
+    __slots__ = ("headers", "now", "rewritable", "root", "visit")
 
-    def __init__(self, visit: Visit, now: float, headers: dict[bytes, bytes]) -> None:
+    def __init__(
+        self, visit: Visit, now: float, headers: dict[bytes, bytes], root: str = "", rewritable: bool = True
+    ) -> None:
         self.visit = visit
         self.now = now
         #: Header name (lower case) -> value, the last one of a repeated header; Cookie as the browser sent it.
         self.headers = headers
+        #: The gate's own root path: its endpoints are under it, whatever a router inside makes of the scope.
+        self.root = root
+        #: Whether a body may be rewritten: not for HEAD (no body comes).
+        self.rewritable = rewritable
 
 
 class RequestReader:
@@ -45,7 +51,8 @@ class RequestReader:
         self._visits = visits
         self._clock = clock
 
-    def enter(self, scope: Scope) -> Request:
+    def enter(self, scope: Scope, root: str = "") -> Request:
+        """Read the request (`root`: the root path the gate was called with) and give the app its view of it."""
         headers: RawHeaders = scope["headers"]
         fields: dict[bytes, bytes] = {}
         cookie: bytes | None = None
@@ -75,7 +82,13 @@ class RequestReader:
             scope["state"] = {"consent": visit.consent}
         else:
             state["consent"] = visit.consent
-        return Request(visit, now, fields)
+        rewritable = scope.get("method") != "HEAD"
+        if rewritable:
+            extensions = scope.get("extensions")
+            if extensions and (PATHSEND in extensions or ZEROCOPY in extensions):
+                # A file sent by path cannot be rewritten; have the app send bytes instead.
+                scope["extensions"] = {k: v for k, v in extensions.items() if k not in UNBUFFERABLE_EXTENSIONS}
+        return Request(visit, now, fields, root, rewritable)
 
 
 def _for_app(headers: RawHeaders, cookie: bytes | None, any_case: bool) -> RawHeaders:

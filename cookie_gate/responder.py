@@ -49,9 +49,7 @@ class ResponsePolicy:
         #: Pages whose app sent more body than its own Content-Length after the page was complete.
         self.overrun_pages = 0
 
-    def start(
-        self, message: Message, scope: Scope, request: Request, root: str, may_rewrite: bool
-    ) -> tuple[Message, Page | None]:
+    def start(self, message: Message, scope: Scope, request: Request) -> tuple[Message, Page | None]:
         """The start to send (the app's own when nothing changes), and the page to stream the body through."""
         visit = request.visit
         allowed = visit.consent.categories
@@ -89,7 +87,7 @@ class ResponsePolicy:
             counter = self._page_views.page_view(request, scope)
         if not (html or refused or visit.refused or counter):
             return message, None
-        rewriter = self._rewriter(scope, request, root) if html and may_rewrite else None
+        rewriter = self._rewriter(scope, request) if html and request.rewritable else None
         length_at = -1  # where the one Content-Length of a rewritten page is
         if html:
             out, length_at = page_headers(headers, refused, rewriter is not None)
@@ -114,7 +112,7 @@ class ResponsePolicy:
             return False
         return self._set_cookies.refuses(value, request.visit.consent.categories, request.now)
 
-    def _rewriter(self, scope: Scope, request: Request, root: str) -> PageRewriter | None:
+    def _rewriter(self, scope: Scope, request: Request) -> PageRewriter | None:
         """The page's rewriter; None when this page gets no snippet and nothing in it may be blocked."""
         if not self._rewrites:
             return None
@@ -122,7 +120,9 @@ class ResponsePolicy:
         blocking = None if not self._prior_blocking or self._everything <= consent.categories else consent.categories
         nonce = request_nonce(scope.get("state"), self._banner.nonce_key)
         path, query = scope["path"], scope.get("query_string", b"")
-        head, body = self._banner.snippets(request.headers.get(b"accept-language"), root, path, query, consent, nonce)
+        head, body = self._banner.snippets(
+            request.headers.get(b"accept-language"), request.root, path, query, consent, nonce
+        )
         if not head and not body and blocking is None:
             return None
         return PageRewriter(head, body, blocking)
@@ -139,17 +139,12 @@ class ResponsePolicy:
 class Responder:
     """One HTTP response on its way out; `send` is what the app is given to send with."""
 
-    __slots__ = ("_may_rewrite", "_page", "_policy", "_request", "_root", "_scope", "_send")
+    __slots__ = ("_page", "_policy", "_request", "_scope", "_send")
 
-    def __init__(
-        self, policy: ResponsePolicy, scope: Scope, request: Request, root: str, may_rewrite: bool, send: Send
-    ) -> None:
+    def __init__(self, policy: ResponsePolicy, scope: Scope, request: Request, send: Send) -> None:
         self._policy = policy
         self._scope = scope
         self._request = request
-        #: The gate's own root path: its endpoints are under it, whatever a router inside makes of the scope.
-        self._root = root
-        self._may_rewrite = may_rewrite
         self._send = send
         self._page: Page | None = None
 
@@ -160,7 +155,7 @@ class Responder:
                 self._page = None
             return
         if message["type"] == "http.response.start":
-            message, page = self._policy.start(message, self._scope, self._request, self._root, self._may_rewrite)
+            message, page = self._policy.start(message, self._scope, self._request)
             if page is not None:
                 self._page = page  # the start goes out with the first body chunk
                 return
