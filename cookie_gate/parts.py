@@ -4,7 +4,8 @@ This is the one place that knows every part and wires them: the classifier feeds
 inventory, the visit resolver reads the classifier and the withdrawals, the statistics
 (the only part here from `stats/`) count the page views the responders emit and drain
 the inventory into the store. `CookieGateMiddleware` routes requests to the parts;
-everything below it depends only on what it is handed, so data flows one way.
+everything below it depends only on what it is handed, so imports point one way. What flows
+back is change notices, as callbacks registered here (`CookieClassifier.on_change`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class Request:
     ) -> None:
         self.visit = visit
         self.now = now
-        #: Header name (lower case) -> value, the last one of a repeated header; Cookie as the browser sent it.
+        #: Header name (lower case) -> value, the last of a repeated one; not Cookie (the visit says what it means).
         self.headers = headers
         #: The gate's own root path: its endpoints are under it, whatever a router inside makes of the scope.
         self.root = root

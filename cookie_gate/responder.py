@@ -2,9 +2,10 @@
 
 `ResponsePolicy` (one per gate) decides from a response's start alone what it needs;
 `Responder` (one per response, in the shape of Starlette's GZip responder) carries that
-decision through the body. Most responses (JSON, assets, a consented visitor's page
-without trackers) need nothing, and go out as the very messages the app sent, after one
-read-only pass over the response headers. Otherwise the start loses the refused
+decision through the body. Most responses (JSON, assets: anything but a page, for a
+visitor with no refused cookie, that sets none the choice refuses) need nothing, and go
+out as the very messages the app sent, after one read-only pass over the response
+headers. Otherwise the start is a copy: it loses the refused
 `Set-Cookie`s and gains the deletions of refused cookies the browser still holds and
 the visit counter's cookie; an HTML page also goes through the page rewriter (`page.Page`).
 """

@@ -6,9 +6,9 @@ the app spelt it: one `find`, one slice and one dict lookup per header. Only the
 time the app sets a name does the classifier see the header (inventory, and the
 judgment of an undeclared name), and a name is remembered here only once the
 classifier has recorded it, so that names beyond the inventory's budget are still
-judged on every header. A change of category (`unknown_cookies = "suspect"`) forgets
-everything. Deleting a cookie is always let through: an app removing a tracker the
-visitor refused is doing the right thing.
+judged on every header. A change
+of category (`unknown_cookies = "suspect"`) forgets everything. Deleting a cookie is
+always let through: an app removing a tracker the visitor refused is doing the right thing.
 """
 
 from __future__ import annotations
@@ -66,12 +66,20 @@ class SetCookieFilter:
             return False
         classifier = self._classifier
         name = set_cookie_name(set_cookie)
-        if name not in classifier.recorded_set:
+        verdicts = classifier.recorded_set
+        if name not in verdicts:
             classifier.was_set(name, set_cookie, now)
+        # Taken before the category is read: a `forget` meanwhile (another thread's judgment) leaves this
+        # dict behind, so a category read before it can never outlive it.
+        filed = self._filed
         category = classifier.category(name)
         spelt = set_cookie.partition(b"=")[0]
-        if name in classifier.recorded_set and spelt and b";" not in spelt and len(spelt) < len(set_cookie):
-            filed = self._filed
+        if (
+            name in verdicts  # the app's own verdict wins over any from requests, and is never forgotten
+            and spelt
+            and b";" not in spelt
+            and len(spelt) < len(set_cookie)
+        ):
             if len(filed) >= MAX_REMEMBERED_NAMES:
                 self._filed = filed = {}
             filed[spelt] = category

@@ -68,3 +68,26 @@ def test_a_nameless_header_is_not_taken_for_a_remembered_name() -> None:
     assert not gate.refuses(b"_ga=GA1.2.3; Path=/", analytics, NOW)
     assert gate.refuses(b"_ga", analytics, NOW), "a nameless cookie is undeclared, so blocked"
     assert gate.refuses(b"_ga; Path=/", analytics, NOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(set_cookies(), ALLOWED), min_size=1, max_size=30),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["_ga", "abc", "ab", "uid", "zq"]), st.sampled_from(["1", "GA1.2.1234567890.1234567890"])
+        )
+    ),
+)
+def test_in_suspect_mode_the_filter_follows_every_judgment(
+    headers: list[tuple[bytes, frozenset[str]]], sightings: list[tuple[str, str]]
+) -> None:
+    """Judgments change categories as requests and the app's own headers come: the filter must follow them."""
+    classifier = CookieClassifier(load_config(None, secret_key=SECRET, unknown_cookies="suspect"))
+    gate = SetCookieFilter(classifier)
+    for round_ in range(2):
+        for index, (set_cookie, allowed) in enumerate(headers):
+            if index < len(sightings) and round_:
+                classifier.sent(*sightings[index])  # a request's value judged between two responses
+            refused = gate.refuses(set_cookie, allowed, NOW)
+            assert refused == reference(classifier, set_cookie, allowed), set_cookie
