@@ -32,17 +32,13 @@ class SetCookieFilter:
         classifier.on_change.append(self.forget)
 
     def refuses(self, set_cookie: bytes, allowed: frozenset[str], now: float) -> bool:
-        """Whether `set_cookie` must be dropped for a visitor who allows `allowed`."""
-        at = set_cookie.find(b"=")
-        category = self._filed.get(set_cookie[:at]) if at > 0 else None
-        if category is None:
-            return self._refuses_unfiled(set_cookie, allowed, now)
-        return category not in allowed and not is_deletion(set_cookie)
+        """Whether `set_cookie` must be dropped for a visitor who allows `allowed` (one header: websockets)."""
+        return bool(self.refused(((b"set-cookie", set_cookie),), [0], allowed, now))
 
     def refused(
         self, headers: Sequence[tuple[bytes, bytes]], positions: list[int], allowed: frozenset[str], now: float
     ) -> list[int]:
-        """Which of the Set-Cookies at `positions` in `headers` must be dropped (`refuses` for each, inlined)."""
+        """Which of the Set-Cookies at `positions` in `headers` must be dropped (what a response start asks)."""
         filed = self._filed
         dropped = []
         for index in positions:
